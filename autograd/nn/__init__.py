@@ -1,0 +1,1 @@
+"""Neural-network layers built on mpigrad.autograd."""

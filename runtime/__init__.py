@@ -1,0 +1,1 @@
+"""MPI runtime: communicator, DataParallel, sampler, checkpoints, CLI."""
