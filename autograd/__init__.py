@@ -1,1 +1,15 @@
 """Reverse-mode automatic differentiation on numpy arrays."""
+
+from .engine import Variable, is_grad_enabled, no_grad, queue_callback
+from .functional import (binary_cross_entropy_with_logits, concat, cross_entropy, dropout, elu,
+                         gelu, leaky_relu, log_softmax, mae_loss, mse_loss, softmax, sse_loss,
+                         stack)
+from .inspect import GradcheckError, gradcheck, to_dot
+from .ops import exp, log, matmul, relu, sigmoid, sqrt, tanh
+
+__all__ = [
+    "Variable", "no_grad", "is_grad_enabled", "queue_callback", "gradcheck", "GradcheckError",
+    "to_dot", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "exp", "log", "sqrt",
+    "matmul", "softmax", "log_softmax", "concat", "stack", "dropout", "mse_loss", "mae_loss",
+    "sse_loss", "cross_entropy", "binary_cross_entropy_with_logits",
+]

@@ -1,0 +1,202 @@
+"""The autograd engine: a Variable node, a backward closure per op, one topological pass."""
+
+import contextlib
+
+import numpy as np
+
+_grad_enabled = True
+_pass_callbacks = None  # list while a backward pass runs, else None
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops record no graph (for evaluation and optimizer updates)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def queue_callback(fn):
+    """Run fn() once at the end of the backward pass that is running now."""
+    if _pass_callbacks is None:
+        raise RuntimeError("queue_callback() can only be called during a backward pass")
+    _pass_callbacks.append(fn)
+
+
+class Variable:
+    """A numpy array that remembers the op that made it, so gradients can flow back."""
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_op", "_hooks")
+    __array_ufunc__ = None  # ndarray <op> Variable defers to Variable's reflected operator
+
+    def __init__(self, data, requires_grad=False, name=None):
+        array = np.asarray(data.data if isinstance(data, Variable) else data)
+        if requires_grad and not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"Variable(requires_grad=True) needs floating-point data, got dtype {array.dtype}")
+        self.data = array
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self._parents = ()
+        self._backward = None
+        self._op = None
+        self._hooks = None
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        label = f", name={self.name!r}" if self.name else ""
+        return f"Variable({self.data!r}, requires_grad={self.requires_grad}{label})"
+
+    def item(self):
+        return self.data.item()
+
+    def numpy(self):
+        return self.data
+
+    def detach(self):
+        """The same values with no graph behind them (shares memory with self.data)."""
+        return Variable(self.data)
+
+    @property
+    def is_leaf(self):
+        return not self._parents
+
+    def register_post_accumulate_grad_hook(self, fn):
+        """Call fn(self) during backward as soon as this leaf's .grad is final for the pass."""
+        if not (self.requires_grad and self.is_leaf):
+            raise RuntimeError("grad hooks can only be registered on leaf Variables that require grad")
+        self._hooks = (self._hooks or []) + [fn]
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) * grad into every leaf's .grad (one reverse topological pass)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() called on a Variable that does not require grad")
+        _run_backward(self, _seed_grad(self, grad), retain_graph)
+
+
+def _seed_grad(out, grad):
+    if grad is None:
+        if out.data.size != 1:
+            raise RuntimeError(f"backward() without a grad argument needs a scalar output, got shape {out.shape}")
+        return np.ones_like(out.data)
+    grad = np.asarray(grad.data if isinstance(grad, Variable) else grad, dtype=out.dtype)
+    if grad.shape != out.shape:
+        raise ValueError(f"backward(): grad has shape {grad.shape} but the output has shape {out.shape}")
+    return grad
+
+
+def _topological_order(root):
+    """Nodes that need a gradient, each after all of its parents (iterative DFS, no recursion limit)."""
+    order, visited, stack = [], {id(root)}, [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                visited.add(id(parent))
+                stack.append((parent, False))
+    return order
+
+
+def _run_backward(root, seed, retain_graph):
+    global _pass_callbacks
+    if _pass_callbacks is not None:
+        raise RuntimeError("backward() cannot be called from inside another backward pass")
+    order = _topological_order(root)
+    pending = {}  # consumers of each node that have not yet sent their gradient
+    for node in order:
+        for parent in node._parents:
+            if parent.requires_grad:
+                pending[id(parent)] = pending.get(id(parent), 0) + 1
+    grads = {id(root): seed}
+    _pass_callbacks = []
+    try:
+        if root.is_leaf:
+            _accumulate_leaf(root, grads.pop(id(root)))
+        for node in reversed(order):
+            if not node.is_leaf:
+                _propagate(node, grads.pop(id(node), None), grads, pending, retain_graph)
+        for fn in _pass_callbacks:
+            fn()
+    finally:
+        _pass_callbacks = None
+
+
+def _propagate(node, grad, grads, pending, retain_graph):
+    if node._backward is None:
+        raise RuntimeError(f"backward through '{node._op}' a second time: its graph was freed by an "
+                           "earlier backward(); pass retain_graph=True to the first call")
+    parent_grads = node._backward(grad) if grad is not None else (None,) * len(node._parents)
+    if not retain_graph:
+        node._backward = None  # frees the arrays the closure saved
+    for parent, pgrad in zip(node._parents, parent_grads):
+        if not parent.requires_grad:
+            continue
+        if pgrad is not None:
+            pgrad = _unbroadcast(pgrad, parent.shape, parent.dtype)
+            previous = grads.get(id(parent))
+            grads[id(parent)] = pgrad if previous is None else previous + pgrad
+        pending[id(parent)] -= 1
+        if pending[id(parent)] == 0 and parent.is_leaf:
+            _accumulate_leaf(parent, grads.pop(id(parent), None))
+
+
+def _accumulate_leaf(leaf, grad):
+    if grad is not None:
+        if leaf.grad is None:
+            leaf.grad = np.array(grad, dtype=leaf.dtype)  # own copy: grad may be a broadcast view
+        else:
+            leaf.grad += grad  # in place: the runtime's .grad may be a view into a flat buffer
+    for hook in leaf._hooks or ():
+        hook(leaf)
+
+
+def _unbroadcast(grad, shape, dtype):
+    """Sum a gradient over the axes numpy broadcasting added, so it matches the input's shape."""
+    grad = np.asarray(grad)
+    if grad.shape != shape:
+        extra = grad.ndim - len(shape)
+        if extra > 0:
+            grad = grad.sum(axis=tuple(range(extra)))
+        stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if stretched:
+            grad = grad.sum(axis=stretched, keepdims=True)
+        if grad.shape != shape:
+            grad = np.broadcast_to(grad, shape)
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+def make_result(data, parents, backward, op):
+    """The output of an op; the graph is recorded only when a parent needs a gradient."""
+    out = Variable.__new__(Variable)
+    out.data, out.grad, out.name, out._op, out._hooks = data, None, None, op, None
+    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+    out._parents = tuple(parents) if out.requires_grad else ()
+    out._backward = backward if out.requires_grad else None
+    return out
+
+
+def as_variable(x, like=None):
+    """x as a Variable; a python number takes `like`'s float dtype so float32 is never upcast."""
+    if isinstance(x, Variable):
+        return x
+    if like is not None and isinstance(x, (int, float)) and np.issubdtype(like.dtype, np.floating):
+        return Variable(np.asarray(x, dtype=like.dtype))
+    return Variable(x)

@@ -1,0 +1,244 @@
+"""Core ops, each a forward computation plus the closure that maps the output grad to input grads.
+
+Broadcast inputs receive full-shape gradients here; engine._unbroadcast reduces them.
+"""
+
+import numpy as np
+
+from .engine import Variable, as_variable, make_result
+
+
+def _pair(a, b, op):
+    a = as_variable(a, b if isinstance(b, Variable) else None)
+    b = as_variable(b, a)
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    return a, b
+
+
+def add(a, b):
+    """a + b"""
+    a, b = _pair(a, b, "add")
+    return make_result(a.data + b.data, (a, b), lambda g: (g, g), "add")
+
+
+def sub(a, b):
+    """a - b"""
+    a, b = _pair(a, b, "sub")
+    return make_result(a.data - b.data, (a, b), lambda g: (g, -g), "sub")
+
+
+def mul(a, b):
+    """a * b; d/da = b, d/db = a"""
+    a, b = _pair(a, b, "mul")
+    return make_result(a.data * b.data, (a, b), lambda g: (g * b.data, g * a.data), "mul")
+
+
+def div(a, b):
+    """a / b; d/da = 1/b, d/db = -a/b^2"""
+    a, b = _pair(a, b, "div")
+    return make_result(a.data / b.data, (a, b), lambda g: (g / b.data, -g * a.data / (b.data * b.data)), "div")
+
+
+def power(a, b):
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a (only where a > 0)"""
+    a, b = _pair(a, b, "pow")
+    out = a.data ** b.data
+
+    def backward(g):
+        ga = g * b.data * a.data ** (b.data - 1)
+        gb = None
+        if b.requires_grad:
+            gb = g * out * np.log(np.where(a.data > 0, a.data, 1))
+        return ga, gb
+    return make_result(out, (a, b), backward, "pow")
+
+
+def neg(a):
+    """-a"""
+    return make_result(-a.data, (a,), lambda g: (-g,), "neg")
+
+
+def matmul(a, b):
+    """a @ b with numpy's rules; d/da = g @ b^T, d/db = a^T @ g (1-D operands promoted)."""
+    a, b = as_variable(a), as_variable(b)
+    if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
+    out = a.data @ b.data
+
+    def backward(g):
+        a2 = a.data[None, :] if a.ndim == 1 else a.data
+        b2 = b.data[:, None] if b.ndim == 1 else b.data
+        g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        ga = g2 @ np.swapaxes(b2, -1, -2) if a.requires_grad else None
+        gb = np.swapaxes(a2, -1, -2) @ g2 if b.requires_grad else None
+        if ga is not None and a.ndim == 1:
+            ga = ga[..., 0, :]
+        if gb is not None and b.ndim == 1:
+            gb = gb[..., :, 0]
+        return ga, gb
+    return make_result(out, (a, b), backward, "matmul")
+
+
+def getitem(a, index):
+    """a[index]; repeated integer indices accumulate their gradients (scatter-add)."""
+    index = _plain_index(index)
+    out = a.data[index]
+
+    basic = _is_basic(index)
+
+    def backward(g):
+        grad = np.zeros_like(a.data)
+        if basic:
+            grad[index] = g  # slices and integers never repeat an element
+        else:
+            np.add.at(grad, index, g)
+        return (grad,)
+    return make_result(out, (a,), backward, "getitem")
+
+
+def _is_basic(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+def _plain_index(index):
+    if isinstance(index, Variable):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Variable) else i for i in index)
+    return index
+
+
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(ax % ndim for ax in axes))
+
+
+def sum(a, axis=None, keepdims=False):
+    """sum over axis; the grad is broadcast back over the summed axes."""
+    axes = _normalize_axis(axis, a.ndim)
+    out = np.sum(a.data, axis=axes, keepdims=keepdims)
+
+    def backward(g):
+        g = g if keepdims else np.expand_dims(g, axes)
+        return (np.broadcast_to(g, a.shape),)
+    return make_result(np.asarray(out), (a,), backward, "sum")
+
+
+def mean(a, axis=None, keepdims=False):
+    """sum / count over axis"""
+    axes = _normalize_axis(axis, a.ndim)
+    count = int(np.prod([a.shape[ax] for ax in axes]))
+    return div(sum(a, axes, keepdims), count)
+
+
+def var(a, axis=None, keepdims=False):
+    """population variance: mean((a - mean(a))^2)"""
+    centred = sub(a, mean(a, axis, keepdims=True))
+    return mean(mul(centred, centred), axis, keepdims)
+
+
+def max(a, axis=None, keepdims=False):
+    """max over axis; ties share the gradient equally."""
+    axes = _normalize_axis(axis, a.ndim)
+    out_keep = np.max(a.data, axis=axes, keepdims=True)
+
+    def backward(g):
+        g = g if keepdims else np.expand_dims(g, axes)
+        mask = (a.data == out_keep).astype(a.dtype)
+        return (g * mask / mask.sum(axis=axes, keepdims=True),)
+    out = out_keep if keepdims else np.squeeze(out_keep, axis=axes)
+    return make_result(np.asarray(out), (a,), backward, "max")
+
+
+def reshape(a, *shape):
+    """a viewed with a new shape"""
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape shape {a.shape} into {shape}") from None
+    return make_result(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
+
+
+def transpose(a, *axes):
+    """axes permuted (reversed when none are given)"""
+    axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+    axes = axes or tuple(reversed(range(a.ndim)))
+    inverse = tuple(np.argsort(axes))
+    return make_result(np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose")
+
+
+def exp(a):
+    """e^a"""
+    a = as_variable(a)
+    out = np.exp(a.data)
+    return make_result(out, (a,), lambda g: (g * out,), "exp")
+
+
+def log(a):
+    """natural log; d/da = 1/a"""
+    a = as_variable(a)
+    return make_result(np.log(a.data), (a,), lambda g: (g / a.data,), "log")
+
+
+def sqrt(a):
+    """a^(1/2); d/da = 1 / (2 sqrt a)"""
+    a = as_variable(a)
+    out = np.sqrt(a.data)
+    return make_result(out, (a,), lambda g: (g / (2 * out),), "sqrt")
+
+
+def abs(a):
+    """|a|; d/da = sign(a)"""
+    return make_result(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), "abs")
+
+
+def clip(a, lo=None, hi=None):
+    """a limited to [lo, hi]; the grad passes only where a is inside the range"""
+    out = np.clip(a.data, lo, hi)
+    return make_result(out, (a,), lambda g: (g * (out == a.data),), "clip")
+
+
+def relu(a):
+    """max(a, 0)"""
+    a = as_variable(a)
+    out = np.maximum(a.data, 0)
+    return make_result(out, (a,), lambda g: (g * (a.data > 0),), "relu")
+
+
+def tanh(a):
+    """tanh a; d/da = 1 - tanh^2 a"""
+    a = as_variable(a)
+    out = np.tanh(a.data)
+    return make_result(out, (a,), lambda g: (g * (1 - out * out),), "tanh")
+
+
+def sigmoid(a):
+    """1 / (1 + e^-a), computed as exp(-log(1 + e^-a)) so large |a| never overflows"""
+    a = as_variable(a)
+    out = np.exp(-np.logaddexp(0, -a.data)).astype(a.dtype, copy=False)
+    return make_result(out, (a,), lambda g: (g * out * (1 - out),), "sigmoid")
+
+
+def _install_methods():
+    rev = lambda fn: lambda self, other: fn(other, self)  # noqa: E731
+    methods = {
+        "__add__": add, "__radd__": rev(add), "__sub__": sub, "__rsub__": rev(sub),
+        "__mul__": mul, "__rmul__": rev(mul), "__truediv__": div, "__rtruediv__": rev(div),
+        "__pow__": power, "__rpow__": rev(power), "__matmul__": matmul, "__rmatmul__": rev(matmul),
+        "__neg__": neg, "__getitem__": getitem, "sum": sum, "mean": mean, "var": var, "max": max,
+        "reshape": reshape, "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt,
+        "abs": abs, "clip": clip, "relu": relu, "tanh": tanh, "sigmoid": sigmoid,
+    }
+    for name, fn in methods.items():
+        setattr(Variable, name, fn)
+    Variable.T = property(lambda self: transpose(self))
+
+
+_install_methods()
