@@ -1,0 +1,208 @@
+"""Datasets for the built-in models: character text for the language model, arrays for the MLP.
+
+A split has `num_samples` and `batch(indices) -> (inputs, targets)` as numpy arrays. `.npy`
+and raw IDX files are memory-mapped, so a rank only reads the rows it is given.
+"""
+
+import gzip
+import os
+
+import numpy as np
+
+from .config import ConfigError
+
+_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class TokenWindows:
+    """Non-overlapping windows of `context` characters; targets are the inputs shifted by one."""
+
+    def __init__(self, ids, context):
+        self.ids, self.context = ids, context
+        self.num_samples = max(0, (len(ids) - 1) // context)
+
+    def batch(self, indices):
+        starts = np.asarray(indices, dtype=np.int64)[:, None] * self.context
+        positions = starts + np.arange(self.context)
+        return self.ids[positions], self.ids[positions + 1]
+
+
+class Rows:
+    """Rows of X (flattened to vectors, uint8 scaled to [0, 1]) with integer class labels y."""
+
+    def __init__(self, X, y, dtype):
+        self.X, self.y, self.dtype = X, y, dtype
+        self.num_samples = len(y)
+
+    def batch(self, indices):
+        indices = np.asarray(indices, dtype=np.int64)
+        x = np.asarray(self.X[indices]).reshape(len(indices), -1)
+        x = x.astype(self.dtype) / self.dtype.type(255) if x.dtype == np.uint8 else x.astype(self.dtype)
+        return x, np.asarray(self.y[indices], dtype=np.int64)
+
+
+class TextData:
+    """A character vocabulary over the whole text; the last val_fraction of it is the validation split."""
+
+    def __init__(self, text, source, context, val_fraction):
+        self.source, self.vocab = source, "".join(sorted(set(text)))
+        ids = self.encode(text)
+        cut = len(ids) - int(len(ids) * val_fraction)
+        self.train = TokenWindows(ids[:cut], context)
+        self.val = TokenWindows(ids[cut:], context)
+        if self.train.num_samples == 0 or (val_fraction > 0 and self.val.num_samples == 0):
+            raise ConfigError(f"data file {source}: {len(text)} characters are too few for context={context} "
+                              f"with val_fraction={val_fraction}")
+
+    def encode(self, text):
+        """Character ids: positions in the sorted vocabulary (sorted by code point)."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+        vocab_codes = np.frombuffer(self.vocab.encode("utf-32-le"), dtype="<u4")
+        ids = np.searchsorted(vocab_codes, codes)
+        if len(codes) and (ids.max() >= len(vocab_codes) or np.any(vocab_codes[ids] != codes)):
+            raise ValueError("text has characters outside the vocabulary")
+        return ids.astype(np.int32)
+
+    def decode(self, ids):
+        return "".join(self.vocab[i] for i in ids)
+
+    def describe(self):
+        return (f"{self.source}: {self.train.num_samples} training windows, {self.val.num_samples} validation, "
+                f"vocabulary {len(self.vocab)}")
+
+
+class ArrayData:
+    """Feature rows and class labels; the last val_fraction of the rows is the validation split."""
+
+    def __init__(self, X, y, source, val_fraction, dtype):
+        self.source = source
+        _check_labels(X, y, source)
+        self.features = int(np.prod(X.shape[1:], dtype=np.int64))
+        self.classes = int(y.max()) + 1
+        cut = len(y) - int(len(y) * val_fraction)
+        self.train = Rows(X[:cut], y[:cut], dtype)
+        self.val = Rows(X[cut:], y[cut:], dtype)
+
+    def describe(self):
+        return (f"{self.source}: {self.train.num_samples} training rows, {self.val.num_samples} validation, "
+                f"{self.features} features, {self.classes} classes")
+
+
+def load_data(cfg):
+    """The dataset the config names: TextData for the transformer, ArrayData for the MLP."""
+    if cfg.model == "transformer":
+        source, text = ("pydoc_data.topics", builtin_text()) if cfg.data == "pydoc" else (cfg.data, read_text(cfg.data))
+        return TextData(text, source, cfg.context, cfg.val_fraction)
+    X, y = load_arrays(cfg.data, cfg.labels)
+    return ArrayData(X, y, cfg.data, cfg.val_fraction, np.dtype(cfg.dtype))
+
+
+def builtin_text():
+    """English text that ships with Python: the pydoc help topics, joined in sorted topic order."""
+    from pydoc_data import topics
+    return "\n".join(topics.topics[name] for name in sorted(topics.topics))
+
+
+def read_text(path):
+    _check_file(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"data file {path}: not UTF-8 text (byte {e.start})") from None
+
+
+def load_arrays(path, labels):
+    """(X, y) from .npz (arrays X and y), .npy (+ labels .npy), or IDX images (+ labels IDX)."""
+    _check_file(path)
+    if path.endswith(".npz"):
+        if labels:
+            raise ConfigError(f"data file {path}: a .npz holds its own labels (y); leave labels empty")
+        return _load_npz(path)
+    if path.endswith(".npy"):
+        return _load_npy(path), _load_npy(_labels_path(path, labels, ".npy"))
+    if _is_idx(path):
+        return load_idx(path), load_idx(_labels_path(path, labels, "IDX"))
+    raise ConfigError(f"data file {path}: unknown format; use .npz, .npy, or MNIST IDX (-idx3-ubyte, .gz)")
+
+
+def _labels_path(path, labels, kind):
+    if not labels:
+        raise ConfigError(f"data file {path}: a {kind} data file needs labels = a {kind} file of class indices")
+    _check_file(labels)
+    return labels
+
+
+def _check_file(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"data file {path}: no such file")
+
+
+def _load_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = sorted(archive.files)
+            if "X" not in names or "y" not in names:
+                raise ConfigError(f"data file {path}: needs arrays 'X' and 'y', found {names}")
+            return archive["X"], archive["y"]
+    except (ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"data file {path}: not a readable .npz ({e})") from None
+
+
+def _load_npy(path):
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"data file {path}: not a readable .npy ({e})") from None
+
+
+def _is_idx(path):
+    name = os.path.basename(path).removesuffix(".gz")
+    return "idx" in name or name.endswith(".ubyte")
+
+
+def load_idx(path):
+    """An IDX array (MNIST format): memory-mapped when raw, decompressed when gzip."""
+    if path.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        except (OSError, EOFError) as e:
+            raise ConfigError(f"data file {path}: not a readable gzip file ({e})") from None
+        dtype, shape, offset = _idx_header(raw[:260], path)
+        _check_idx_size(len(raw) - offset, dtype, shape, path)
+        return np.frombuffer(raw, dtype=dtype, offset=offset, count=int(np.prod(shape))).reshape(shape)
+    with open(path, "rb") as f:
+        head = f.read(260)
+    dtype, shape, offset = _idx_header(head, path)
+    _check_idx_size(os.path.getsize(path) - offset, dtype, shape, path)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def _idx_header(head, path):
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES or head[3] == 0:
+        raise ConfigError(f"data file {path}: not an IDX file (bad magic number {head[:4].hex() or 'empty'})")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise ConfigError(f"data file {path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
+    return np.dtype(_IDX_TYPES[head[2]]), shape, 4 + 4 * ndim
+
+
+def _check_idx_size(available, dtype, shape, path):
+    needed = int(np.prod(shape)) * dtype.itemsize
+    if available < needed:
+        raise ConfigError(f"data file {path}: truncated: header promises {shape} ({needed} bytes), "
+                          f"found {available} bytes")
+
+
+def _check_labels(X, y, source):
+    if X.ndim < 2 or len(X) == 0:
+        raise ConfigError(f"data file {source}: X must have shape (samples, features...), got {X.shape}")
+    if y.shape != (len(X),):
+        raise ConfigError(f"data file {source}: y must have shape ({len(X)},) to match X, got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ConfigError(f"data file {source}: y must hold class indices >= 0, got dtype {y.dtype} "
+                          f"min {y.min()}")
+    if not (np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)):
+        raise ConfigError(f"data file {source}: X must be real numbers, got dtype {X.dtype}")

@@ -1,0 +1,46 @@
+"""`mpigrad plot`: loss curves of one or more runs (training solid, validation dashed) as a PNG."""
+
+import os
+
+from .config import ConfigError
+from .metrics import read_metrics
+
+
+def load_run(directory):
+    """(label, rows) of a run directory; the label names the directory and its world size."""
+    path = os.path.join(directory, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{directory}: no metrics.jsonl (not an `mpigrad train --out` directory?)")
+    rows = read_metrics(path)
+    if not rows:
+        raise ConfigError(f"{path}: no rows yet")
+    name = os.path.basename(os.path.normpath(directory))
+    return f"{name} (world {rows[-1].get('world_size', '?')})", rows
+
+
+def plot_runs(directories, out):
+    """Draw every run's loss against step into one figure saved at `out`."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("mpigrad plot needs matplotlib: pip install 'mpigrad[plot]'") from None
+    runs = [load_run(d) for d in directories]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, rows in runs:
+        train = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
+        val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+        color = None
+        if train:
+            color = ax.plot(*zip(*train), label=f"{label} train", linewidth=1.2)[0].get_color()
+        if val:
+            ax.plot(*zip(*val), "--o", color=color, markersize=3, label=f"{label} validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
