@@ -1,0 +1,85 @@
+"""Overlapped gradient all-reduce: contiguous buckets of the flat gradient buffers, each started
+as soon as backward has finalised all of its gradients.
+
+Default bucket size, measured on this machine kind (MPICH from PyPI, 2 ranks, shared memory):
+in-place Allreduce bus bandwidth is 4.5 GB/s at 1 MB, 7.3 GB/s at 4 MB, 5.8 GB/s at 16 MB and
+2.1 GB/s at 64 MB. 4 MB sits at the peak and still leaves several buckets to overlap with the
+rest of backward in a model of ~10 MB of gradients (scripts/bench_dp.py --bucket-mb sweeps it).
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_BUCKET_MB = 4.0
+
+
+@dataclass
+class Bucket:
+    """grad[lo:hi] of one flat group: the gradients of params whose slices lie in that range."""
+
+    grad: np.ndarray  # the view to reduce
+    param_ids: frozenset
+    pending: int = 0
+    request: object = None
+
+
+def make_buckets(groups, bucket_bytes):
+    """Split each flat group at parameter boundaries into pieces of at least bucket_bytes."""
+    buckets = []
+    for group in groups:
+        start, members = 0, []
+        for p, (lo, hi) in zip(group.params, group.offsets):
+            members.append(p)
+            if (hi - start) * group.dtype.itemsize >= bucket_bytes or p is group.params[-1]:
+                buckets.append(Bucket(group.grad[start:hi], frozenset(map(id, members))))
+                start, members = hi, []
+    return buckets
+
+
+class BucketReducer:
+    """Averages gradients over ranks, weighting each rank by its share of the samples."""
+
+    def __init__(self, groups, comm, bucket_mb=None):
+        self.comm = comm
+        mb = DEFAULT_BUCKET_MB if bucket_mb is None else bucket_mb
+        if not mb > 0:
+            raise ValueError(f"bucket_mb={bucket_mb} must be a positive number of megabytes")
+        self.buckets = make_buckets(groups, int(mb * 2**20))
+        self._bucket_of = {pid: b for b in self.buckets for pid in b.param_ids}
+        self._weight = None  # this rank's samples / all samples, once known in a pass
+        self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
+        self.comm_time = 0.0
+
+    def start_pass(self, local_samples):
+        """First gradient of a synchronising pass: learn the weights, reset the bucket counters."""
+        total = self.comm.allreduce_obj(local_samples)
+        if total <= 0:
+            raise ValueError(f"no samples went through DataParallel on any rank this step (got {total})")
+        self._weight = local_samples / total
+        self._next = 0
+        for b in self.buckets:
+            b.pending, b.request = len(b.param_ids), None
+
+    def grad_ready(self, param):
+        bucket = self._bucket_of[id(param)]
+        bucket.pending -= 1
+        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+            self._launch(self.buckets[self._next])
+
+    def _launch(self, bucket):
+        if self._weight != 1.0:
+            bucket.grad *= bucket.grad.dtype.type(self._weight)
+        bucket.request = self.comm.Iallreduce(bucket.grad)
+        self._next += 1
+
+    def finish_pass(self):
+        """Start what backward never touched (params without gradient), then wait for all."""
+        while self._next < len(self.buckets):
+            self._launch(self.buckets[self._next])
+        start = time.perf_counter()
+        for b in self.buckets:
+            b.request.Wait()
+            b.request = None
+        self.comm_time = time.perf_counter() - start

@@ -1,0 +1,140 @@
+"""Checkpoints: one file, written by rank 0 atomically (temp file, fsync, rename), checksummed, no pickle.
+
+Layout: a header line `MPIGRAD-CHECKPOINT 1 <sha256> <length>` followed by an .npz archive of
+`param/<name>` arrays, `array/<k>` arrays referenced from a JSON skeleton of everything else.
+"""
+
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+
+from .comm import current_comm
+
+MAGIC = b"MPIGRAD-CHECKPOINT 1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, truncated, corrupt or from another model."""
+
+
+def save_checkpoint(path, model, optimizer, **extra):
+    """Every rank calls this; rank 0 writes. A crash mid-write leaves the previous file intact."""
+    comm = current_comm()
+    error = None
+    if comm.is_main:
+        try:
+            _write_atomically(path, encode(model, optimizer, extra))
+        except OSError as e:
+            error = f"cannot write checkpoint {path}: {e.strerror or e}"
+    error = comm.bcast_obj(error)
+    if error:
+        raise CheckpointError(error)
+
+
+def load_checkpoint(path, model, optimizer):
+    """Every rank reads `path`, checks it and that all ranks read the same bytes; returns the extras."""
+    comm = current_comm()
+    try:
+        payload = read_verified(path)
+        digest, error = hashlib.sha256(payload).hexdigest(), None
+    except CheckpointError as e:
+        digest, error = None, str(e)
+    outcomes = comm.allgather_obj((digest, error))
+    for rank, (_, problem) in enumerate(outcomes):
+        if problem:
+            raise CheckpointError(problem if rank == comm.rank or comm.size == 1 else f"rank {rank}: {problem}")
+    if len({d for d, _ in outcomes}) != 1:
+        raise CheckpointError(f"checkpoint {path}: ranks read different contents (not a shared file system?)")
+    return decode(payload, path, model, optimizer)
+
+
+def encode(model, optimizer, extra):
+    arrays = {f"param/{name}": np.asarray(value) for name, value in model.state_dict().items()}
+    skeleton = {"optimizer": _to_skeleton(optimizer.state_dict() if optimizer else None, arrays),
+                "extra": _to_skeleton(extra, arrays)}
+    arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def decode(payload, path, model, optimizer):
+    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    skeleton = json.loads(arrays.pop("skeleton").tobytes())
+    params = {key[len("param/"):]: arrays[key] for key in arrays if key.startswith("param/")}
+    try:
+        model.load_state_dict(params)
+        if optimizer is not None:
+            optimizer.load_state_dict(_from_skeleton(skeleton["optimizer"], arrays))
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {e}") from None
+    return _from_skeleton(skeleton["extra"], arrays)
+
+
+def read_verified(path):
+    """The archive bytes after checking the header's length and SHA-256."""
+    try:
+        with open(path, "rb") as f:
+            header, payload = f.readline(), f.read()
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    parts = header.split()
+    if len(parts) != 4 or b" ".join(parts[:2]) != MAGIC:
+        raise CheckpointError(f"{path} is not an mpigrad checkpoint (bad header)")
+    if len(payload) != int(parts[3]):
+        raise CheckpointError(f"checkpoint {path} is truncated: {len(payload)} of {int(parts[3])} bytes")
+    if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its SHA-256 checksum does not match")
+    return payload
+
+
+def _write_atomically(path, payload):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    try:
+        with open(temporary, "wb") as f:
+            f.write(header)
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
+
+
+def _to_skeleton(value, arrays):
+    """JSON-able structure; arrays move to `arrays`, dict keys keep their types."""
+    if isinstance(value, np.ndarray):
+        key = f"array/{len(arrays)}"
+        arrays[key] = value
+        return {"__array__": key}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {"__dict__": [[k, _to_skeleton(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_to_skeleton(v, arrays) for v in value], "tuple": isinstance(value, tuple)}
+    return value
+
+
+def _from_skeleton(value, arrays):
+    if isinstance(value, dict):
+        if "__array__" in value:
+            return arrays[value["__array__"]]
+        if "__dict__" in value:
+            return {k: _from_skeleton(v, arrays) for k, v in value["__dict__"]}
+        items = [_from_skeleton(v, arrays) for v in value["__list__"]]
+        return tuple(items) if value["tuple"] else items
+    return value

@@ -1,0 +1,176 @@
+"""The communicator: MPI started once, a private clone of COMM_WORLD, abort on any rank's error.
+
+Methods are named after the MPI calls they make; `_obj` methods move pickled Python objects,
+the others move numpy buffers without copies.
+"""
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+_comm = None  # the process's Comm once init() ran
+
+
+def init(blas_threads=None):
+    """Start MPI (once), install abort-on-exception, limit BLAS threads; returns the Comm."""
+    global _comm
+    if _comm is None:
+        from mpi4py import MPI
+        _comm = Comm(MPI.COMM_WORLD.Dup())
+        _install_abort_hook(_comm)
+        set_blas_threads(blas_threads if blas_threads is not None else default_blas_threads(_comm))
+    return _comm
+
+
+def current_comm():
+    """The process's Comm, starting MPI if nothing has yet."""
+    return _comm if _comm is not None else init()
+
+
+class Comm:
+    """A private duplicate of COMM_WORLD: user traffic on COMM_WORLD can never match ours."""
+
+    def __init__(self, mpi_comm):
+        self.mpi = mpi_comm
+        self.rank = mpi_comm.Get_rank()
+        self.size = mpi_comm.Get_size()
+        self.is_main = self.rank == 0
+
+    def __repr__(self):
+        return f"Comm(rank={self.rank}, size={self.size})"
+
+    def Barrier(self):
+        self.mpi.Barrier()
+
+    def Bcast(self, array, root=0):
+        self.mpi.Bcast(array, root=root)
+
+    def Allreduce(self, array, op="sum"):
+        """In place: array <- op over ranks of array."""
+        self.mpi.Allreduce(_in_place(), array, op=_mpi_op(op))
+
+    def Iallreduce(self, array):
+        """Start an in-place sum over ranks; returns the request to Wait on."""
+        return self.mpi.Iallreduce(_in_place(), array, op=_mpi_op("sum"))
+
+    def Allgather(self, array):
+        """(n,) from every rank -> (size, n) in rank order."""
+        out = np.empty((self.size, *array.shape), array.dtype)
+        self.mpi.Allgather(np.ascontiguousarray(array), out)
+        return out
+
+    def Reduce_scatter(self, send, recv, counts):
+        """recv <- this rank's block (sizes `counts`, in rank order) of the sum over ranks of send."""
+        self.mpi.Reduce_scatter(send, recv, recvcounts=counts, op=_mpi_op("sum"))
+
+    def Allgatherv_in_place(self, array, counts, displs):
+        """Every rank's block array[displs[r]:displs[r]+counts[r]] is copied to all ranks."""
+        from mpi4py.util.dtlib import from_numpy_dtype
+        self.mpi.Allgatherv(_in_place(), [array, counts, displs, from_numpy_dtype(array.dtype)])
+
+    def Sendrecv(self, send, partner, recv):
+        self.mpi.Sendrecv(send, dest=partner, recvbuf=recv, source=partner)
+
+    def bcast_obj(self, obj, root=0):
+        return self.mpi.bcast(obj, root=root)
+
+    def allgather_obj(self, obj):
+        return self.mpi.allgather(obj)
+
+    def allreduce_obj(self, obj, op="sum"):
+        return self.mpi.allreduce(obj, op=_mpi_op(op))
+
+    def abort(self, code=1):
+        self.mpi.Abort(code)
+
+
+class SerialComm(Comm):
+    """One rank, no MPI: what tests and single-process tools use where MPI is not wanted."""
+
+    def __init__(self):
+        self.mpi = None
+        self.rank, self.size, self.is_main = 0, 1, True
+
+    def Barrier(self):
+        pass
+
+    def Bcast(self, array, root=0):
+        pass
+
+    def Allreduce(self, array, op="sum"):
+        pass
+
+    def Iallreduce(self, array):
+        return _DoneRequest()
+
+    def Allgather(self, array):
+        return np.array(array)[None]
+
+    def Reduce_scatter(self, send, recv, counts):
+        recv[...] = send
+
+    def Allgatherv_in_place(self, array, counts, displs):
+        pass
+
+    def bcast_obj(self, obj, root=0):
+        return obj
+
+    def allgather_obj(self, obj):
+        return [obj]
+
+    def allreduce_obj(self, obj, op="sum"):
+        return obj
+
+    def abort(self, code=1):
+        os._exit(code)
+
+
+class _DoneRequest:
+    def Wait(self):
+        pass
+
+
+def _in_place():
+    from mpi4py import MPI
+    return MPI.IN_PLACE
+
+
+def _mpi_op(name):
+    from mpi4py import MPI
+    return {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN, "lor": MPI.LOR, "land": MPI.LAND}[name]
+
+
+def _install_abort_hook(comm):
+    """An uncaught exception on one rank would leave the others blocked in their next collective:
+    print this rank's traceback, then abort every rank."""
+    previous = sys.excepthook
+
+    def abort_on_exception(kind, value, tb):
+        if comm.size == 1:
+            return previous(kind, value, tb)
+        text = "".join(traceback.format_exception(kind, value, tb))
+        sys.stderr.write(f"mpigrad: rank {comm.rank} of {comm.size} failed, aborting the job:\n{text}")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        comm.abort(1)
+
+    sys.excepthook = abort_on_exception
+
+
+def default_blas_threads(comm):
+    """Cores on this node divided by the ranks on this node (at least 1); MPIGRAD_BLAS_THREADS overrides."""
+    if os.environ.get("MPIGRAD_BLAS_THREADS"):
+        return int(os.environ["MPIGRAD_BLAS_THREADS"])
+    from mpi4py import MPI
+    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED)
+    ranks_here = node.Get_size()
+    node.Free()
+    return max(1, len(os.sched_getaffinity(0)) // ranks_here)
+
+
+def set_blas_threads(count):
+    """numpy has already loaded BLAS, so environment variables are too late: threadpoolctl resizes it."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=int(count), user_api="blas")

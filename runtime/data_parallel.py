@@ -1,0 +1,92 @@
+"""DataParallel: every rank trains a replica on its own shard; gradients are averaged during backward."""
+
+import contextlib
+
+from mpigrad.autograd.engine import queue_callback
+from mpigrad.optim.flat import flatten_parameters
+
+from .buckets import BucketReducer
+from .comm import init, set_blas_threads
+from .replicas import check_replicas, check_same_structure
+from .tree_reduce import TreeReducer
+
+
+class DataParallel:
+    """Wraps a Module: after loss.backward() every .grad holds sum_r (n_r / N) grad_r on every rank.
+
+    Parameters are packed into flat buffers in reverse registration order (roughly the order
+    backward finishes them), so the first buckets are ready early and their all-reduce runs
+    while backward continues. n_r counts the samples this rank passed through dp(...) since the
+    last synchronisation (the leading dimension of the first argument).
+    """
+
+    def __init__(self, module, comm=None, bucket_mb=None, deterministic=False):
+        self.module = module
+        self.comm = comm if comm is not None else init()
+        named = list(module.named_parameters())
+        check_same_structure(named, self.comm)
+        self.names = {id(p): name for name, p in named}
+        self.groups = flatten_parameters([p for _, p in reversed(named)])
+        for group in self.groups:
+            self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
+        self.deterministic = bool(deterministic)
+        if self.deterministic:
+            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
+            self.reducer = TreeReducer(self.groups, self.comm)
+        else:
+            self.reducer = BucketReducer(self.groups, self.comm, bucket_mb)
+        for _, p in named:
+            p.register_post_accumulate_grad_hook(self._grad_ready)
+        self._sync = True
+        self._samples = 0
+        self._in_pass = False
+
+    def __call__(self, *args, **kwargs):
+        if args:
+            self._samples += len(args[0])
+        return self.module(*args, **kwargs)
+
+    def parameters(self):
+        return self.module.parameters()
+
+    def named_parameters(self):
+        return self.module.named_parameters()
+
+    @property
+    def comm_time(self):
+        """Seconds the last synchronising backward waited for communication after its compute."""
+        return self.reducer.comm_time
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Backward passes inside only accumulate local gradients; the next synchronising one averages."""
+        previous, self._sync = self._sync, False
+        try:
+            yield
+        finally:
+            self._sync = previous
+
+    def _grad_ready(self, param):
+        if not self._in_pass:
+            self._in_pass = True
+            queue_callback(self._end_of_pass)
+            if self._sync and not self.deterministic:
+                self.reducer.start_pass(self._samples)
+        if self._sync and not self.deterministic:
+            self.reducer.grad_ready(param)
+
+    def _end_of_pass(self):
+        self._in_pass = False
+        if self.deterministic:
+            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
+            self.reducer.micro_batch_done()
+            if self._sync:
+                self.reducer.finish()
+        elif self._sync:
+            self.reducer.finish_pass()
+        if self._sync:
+            self._samples = 0
+
+    def check_replicas(self, optimizer=None):
+        """Raise naming the first parameter (or optimizer state) that differs between ranks."""
+        check_replicas(self, optimizer)

@@ -1,0 +1,163 @@
+"""`mpigrad train`: the training loop. Every rank runs it; rank 0 alone writes files and prints."""
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from mpigrad.autograd import no_grad
+from mpigrad.optim import Adam, CosineLR
+
+from .checkpoint import CheckpointError
+from .comm import init
+from .config import ConfigError, load_config, to_toml
+from .data import load_data
+from .data_parallel import DataParallel
+from .job import Checkpoints, Shutdown, resume_state
+from .metrics import MetricsLog, Progress
+from .models import build_model
+from .sampler import GlobalBatches
+
+
+def train_command(config_path, overrides, out, quiet):
+    """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal)."""
+    comm = init()
+    try:
+        job = Job(comm, load_config(config_path, overrides, comm.size), out, quiet)
+    except (ConfigError, CheckpointError) as e:
+        # every rank validated the same inputs, so every rank is here with the same message
+        if comm.is_main:
+            print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    return job.run()
+
+
+class Job:
+    """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
+
+    def __init__(self, comm, cfg, out, quiet):
+        self.comm, self.cfg, self.out = comm, cfg, out
+        self.data = load_data(cfg)
+        try:
+            self.batches = GlobalBatches(self.data.train.num_samples, cfg.global_batch, cfg.seed)
+        except ValueError as e:
+            raise ConfigError(f"data {self.data.source}: {e}") from None
+        self.model = build_model(cfg, self.data)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic)
+        self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
+                                 min_lr=cfg.min_lr)
+        self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
+        self.step, self.skipped = resume_state(self, cfg.resume)
+        if comm.is_main:
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "config.toml"), "w") as f:
+                f.write(to_toml(cfg))
+            self.metrics = MetricsLog(os.path.join(out, "metrics.jsonl"), self.step if cfg.resume else None)
+        tokens = cfg.context if cfg.model == "transformer" else 1
+        self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
+                                 unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
+        self.micro_batches = cfg.global_batch // cfg.micro_batch // comm.size
+
+    def run(self):
+        shutdown = Shutdown(self.comm)
+        self.progress.write(f"mpigrad: {self.comm.size} rank(s), {self.data.describe()}, "
+                            f"{sum(p.size for p in self.model.parameters()):,} parameters")
+        code = 0
+        while self.step < self.cfg.steps:
+            row = self.train_step()
+            self.step += 1
+            if row is None:
+                code = 1
+                break
+            self.after_step(row)
+            if shutdown.requested():
+                self.progress.write(f"mpigrad: stopping at step {self.step} on {shutdown.signal_name}")
+                code = 128 + shutdown.signum
+                break
+        self.checkpoints.save(self, self.step)
+        self.progress.close()
+        if code == 0:
+            self.finish()
+        return code
+
+    def train_step(self):
+        """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
+        cfg, start = self.cfg, time.perf_counter()
+        self.optimizer.zero_grad()
+        block = self.batches.rank_block(self.step, self.comm.rank, self.comm.size)
+        local_loss = 0.0
+        for i in range(self.micro_batches):
+            x, y = self.data.train.batch(block[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
+            last = i == self.micro_batches - 1
+            with self.dp.no_sync() if not last else contextlib.nullcontext():
+                loss = self.model.loss(self.dp(x), y)
+                local_loss += loss.item()
+                # deterministic mode averages micro-batches itself; otherwise scale like DDP accumulation
+                (loss if cfg.deterministic else loss * (1.0 / self.micro_batches)).backward()
+        loss = self.comm.allreduce_obj(local_loss) / (self.micro_batches * self.comm.size)
+        norm = self.optimizer.grad_norm()
+        row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
+        if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
+            if cfg.nonfinite == "stop":
+                self.progress.write(f"mpigrad: stopping: non-finite loss {loss} or gradient norm {norm} at "
+                                    f"step {self.step + 1} (set nonfinite = \"skip\" to skip such steps)")
+                return None
+            self.skipped += 1
+        else:
+            if cfg.clip_norm > 0:
+                self.optimizer.clip_grad_norm(cfg.clip_norm, total_norm=norm)
+            self.optimizer.step()
+        self.schedule.step()
+        clipped = norm * cfg.clip_norm / (norm + 1e-6) if 0 < cfg.clip_norm < norm else norm
+        step_time = time.perf_counter() - start
+        row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
+                   comm_time=self.dp.comm_time, samples_per_s=cfg.global_batch / step_time,
+                   world_size=self.comm.size)
+        return row
+
+    def after_step(self, row):
+        cfg, step = self.cfg, self.step
+        last = step == cfg.steps
+        if (cfg.eval_every and step % cfg.eval_every == 0) or last:
+            row["val_loss"] = self.validation_loss()
+        if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+            self.dp.check_replicas(self.optimizer)
+        logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if self.comm.is_main and logged:
+            self.metrics.write(row)
+        self.progress.update(step, row, logged)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
+            self.checkpoints.save(self, step)
+
+    def validation_loss(self):
+        """Mean loss over the first eval_samples validation samples, split over the ranks."""
+        val = self.data.val
+        count = min(self.cfg.eval_samples, val.num_samples)
+        if count == 0:
+            return float("nan")
+        mine = np.array_split(np.arange(count), self.comm.size)[self.comm.rank]
+        total = 0.0
+        with no_grad():
+            for chunk in np.array_split(mine, max(1, -(-len(mine) // self.cfg.micro_batch))):
+                if len(chunk):
+                    x, y = val.batch(chunk)
+                    total += self.model.loss(self.model(x), y).item() * len(chunk)
+        return self.comm.allreduce_obj(total) / count
+
+    def finish(self):
+        if not self.comm.is_main:
+            return
+        np.savez(os.path.join(self.out, "final.npz"), **self.model.state_dict())
+        if self.cfg.model == "transformer" and self.cfg.sample_chars:
+            rng = np.random.default_rng([self.cfg.seed, self.step])
+            prompt = self.data.val.ids[:self.cfg.context // 2] if self.data.val.num_samples else self.data.train.ids[:8]
+            text = self.data.decode(self.model.generate(prompt, self.cfg.sample_chars, rng))
+            self.progress.write(f"--- sample after {self.step} steps (prompt, then generated) ---\n"
+                                f"{self.data.decode(prompt)}|{text}\n---")
+        self.progress.write(f"mpigrad: wrote {os.path.join(self.out, 'final.npz')}")
+
