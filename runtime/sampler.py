@@ -40,6 +40,7 @@ class DistributedSampler:
         while self.position < len(mine):
             self.position += 1
             yield int(mine[self.position - 1])
+        self.position = 0  # a finished epoch iterates afresh, as a sampler without state would
 
     def __len__(self):
         return self.per_rank
