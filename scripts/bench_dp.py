@@ -1,0 +1,152 @@
+"""REF-MLP data-parallel step time at world sizes 1 and 2, against a bare Allreduce and torch DDP.
+
+    python scripts/bench_dp.py [--steps 20] [--bucket-mb 4]
+
+MLP 784-1024-1024-10 (ReLU, float32), global batch 256 split over the ranks, cross_entropy,
+Adam(lr=1e-3, weight_decay=1e-4), clip_grad_norm(1.0); 5 warm-up and --steps timed steps; one
+BLAS thread per rank. Each configuration runs under mpiexec in its own job; this script prints
+medians side by side. torch DDP (gloo) runs only when torch is installed (pip install '.[bench]').
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPIGRAD_BLAS_THREADS="1")
+
+SIZES = [784, 1024, 1024, 10]
+GLOBAL_BATCH = 256
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--bucket-mb", type=float, default=None)
+    parser.add_argument("--worker", choices=["mpigrad", "zero", "allreduce", "torch"])
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    results = {}
+    for kind in ("mpigrad", "zero", "allreduce", "torch"):
+        for n in (1, 2):
+            if kind == "torch" and not _has_torch():
+                continue
+            results[kind, n] = launch(kind, n, args)
+    report(results)
+
+
+def launch(kind, n, args):
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    command = [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(n), sys.executable, __file__,
+               "--worker", kind, "--steps", str(args.steps)]
+    if args.bucket_mb is not None:
+        command += ["--bucket-mb", str(args.bucket_mb)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        sys.exit(f"{kind} at world {n} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker(args):
+    import numpy as np
+    if args.worker == "torch":
+        from torch_ddp_worker import run_torch  # optional: only imported when torch is installed
+        result = run_torch(SIZES, GLOBAL_BATCH, args.steps)
+    elif args.worker == "allreduce":
+        result = run_allreduce(args.steps)
+    else:
+        result = run_mpigrad(args.steps, args.bucket_mb, zero=args.worker == "zero")
+    if result is not None:
+        print(json.dumps({k: float(np.median(v)) if isinstance(v, list) else v for k, v in result.items()}))
+
+
+def run_mpigrad(steps, bucket_mb, zero):
+    import time
+
+    import numpy as np
+
+    from mpigrad.autograd import cross_entropy, nn
+    from mpigrad.optim import Adam
+    from mpigrad.runtime import DataParallel, ZeroOptimizer, init
+
+    comm = init()
+    model = nn.MLP(SIZES, rng=np.random.default_rng(0))
+    dp = DataParallel(model, comm, bucket_mb=bucket_mb)
+    hyper = dict(lr=1e-3, weight_decay=1e-4)
+    opt = ZeroOptimizer(dp, Adam, **hyper) if zero else Adam(dp.parameters(), **hyper)
+    rng = np.random.default_rng(1 + comm.rank)
+    local = GLOBAL_BATCH // comm.size
+    x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], local)
+    times, waits = [], []
+    for step in range(5 + steps):
+        comm.Barrier()
+        start = time.perf_counter()
+        opt.zero_grad()
+        cross_entropy(dp(x), y).backward()
+        opt.clip_grad_norm(1.0)
+        opt.step()
+        if step >= 5:
+            times.append(time.perf_counter() - start)
+            waits.append(dp.comm_time)
+    state = opt.state_bytes() if zero else sum(2 * g.data.nbytes for g in dp.groups)
+    if comm.is_main:
+        return {"step_ms": [t * 1e3 for t in times], "wait_ms": [w * 1e3 for w in waits],
+                "grad_mb": sum(g.grad.nbytes for g in dp.groups) / 2**20, "state_mb": state / 2**20}
+
+
+def run_allreduce(steps):
+    """A bare in-place MPI Allreduce of the REF-MLP gradient bytes (one message)."""
+    import time
+
+    import numpy as np
+
+    from mpigrad.runtime import init
+
+    comm = init()
+    count = sum(a * b + b for a, b in zip(SIZES, SIZES[1:]))
+    buffer = np.ones(count, np.float32)
+    times = []
+    for step in range(5 + steps):
+        comm.Barrier()
+        start = time.perf_counter()
+        comm.Allreduce(buffer)
+        if step >= 5:
+            times.append(time.perf_counter() - start)
+    if comm.is_main:
+        return {"allreduce_ms": [t * 1e3 for t in times]}
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def report(r):
+    one, two = r["mpigrad", 1]["step_ms"], r["mpigrad", 2]["step_ms"]
+    print(f"REF-MLP {SIZES}, global batch {GLOBAL_BATCH}, medians of timed steps (ms)")
+    print(f"{'':24}{'world 1':>10}{'world 2':>10}")
+    print(f"{'mpigrad step':24}{one:10.2f}{two:10.2f}")
+    print(f"{'mpigrad ZeRO-1 step':24}{r['zero', 1]['step_ms']:10.2f}{r['zero', 2]['step_ms']:10.2f}")
+    print(f"{'comm wait after backward':24}{r['mpigrad', 1]['wait_ms']:10.2f}{r['mpigrad', 2]['wait_ms']:10.2f}")
+    print(f"{'bare Allreduce, same MB':24}{r['allreduce', 1]['allreduce_ms']:10.2f}"
+          f"{r['allreduce', 2]['allreduce_ms']:10.2f}")
+    if ("torch", 1) in r:
+        print(f"{'torch DDP (gloo) step':24}{r['torch', 1]['step_ms']:10.2f}{r['torch', 2]['step_ms']:10.2f}")
+    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x (goal >= 1.8)")
+    print(f"comm wait / bare Allreduce at world 2: {r['mpigrad', 2]['wait_ms'] / r['allreduce', 2]['allreduce_ms']:.2f}"
+          " (goal <= 1.2)")
+    if ("torch", 2) in r:
+        print(f"world 2 step / torch DDP world 2: {two / r['torch', 2]['step_ms']:.2f} (goal <= 0.6)")
+    print(f"optimizer state per rank: replicated {r['mpigrad', 2]['state_mb']:.1f} MB, "
+          f"ZeRO-1 {r['zero', 2]['state_mb']:.1f} MB (gradients {r['mpigrad', 2]['grad_mb']:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

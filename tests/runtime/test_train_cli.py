@@ -1,0 +1,71 @@
+"""`mpigrad train` end to end at world sizes 1 and 2 on a tiny config (mpiexec in subprocesses)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from launch import run_mpi
+
+TINY = ["steps=6", "global_batch=8", "micro_batch=2", "context=16", "d_model=16", "num_heads=2",
+        "num_layers=1", "eval_every=3", "eval_samples=16", "checkpoint_every=3", "sample_chars=20",
+        "log_every=1", "warmup_steps=2", "deterministic=true"]
+
+
+def train(n, out, *extra, timeout=180):
+    sets = [a for item in [*TINY, *extra] for a in ("--set", item)]
+    return run_mpi(n, ["-m", "mpigrad", "train", "--out", str(out), "--quiet", *sets], timeout=timeout)
+
+
+def final(out):
+    with np.load(out / "final.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_train_writes_metrics_final_and_checkpoints(tmp_path, world):
+    code, out, err, _ = train(world, tmp_path / "run")
+    assert code == 0, err
+    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for key in ("loss", "lr", "grad_norm", "grad_norm_clipped", "step_time", "comm_time", "samples_per_s"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert all(r["world_size"] == world for r in rows)
+    assert "val_loss" in rows[2] and "val_loss" in rows[5] and "val_loss" not in rows[0]
+    params = final(tmp_path / "run")
+    assert "token.weight" in params and "head.bias" in params and len(params) > 6
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "step-00000003.ckpt", "step-00000006.ckpt"]
+    assert "sample_chars" in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_resume_continues_bitwise(tmp_path):
+    code, _, err, _ = train(2, tmp_path / "run")
+    assert code == 0, err
+    straight = final(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints" / "step-00000006.ckpt").unlink()
+    (tmp_path / "run" / "final.npz").unlink()
+    code, _, err, _ = train(2, tmp_path / "run", "resume=true")
+    assert code == 0, err
+    resumed = final(tmp_path / "run")
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    rows = [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert rows == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("stepz=5", "unknown config key 'stepz' (did you mean 'steps'?)"),
+    ("lr=-1", "config key 'lr' must be > 0.0, got -1"),
+    ("micro_batch=3", "global_batch=8 is not divisible by micro_batch=3"),
+    ("deterministic=maybe", "config key 'deterministic' must be true or false"),
+])
+def test_bad_config_is_one_line_on_every_launch(tmp_path, setting, message):
+    code, out, err, seconds = train(2, tmp_path / "bad", setting, timeout=60)
+    assert code == 2
+    assert message in err and err.count("mpigrad train: error:") == 1, err
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path):
+    code, _, err, _ = train(1, tmp_path / "empty", "resume=true", timeout=60)
+    assert code == 2 and "holds no checkpoint" in err
