@@ -100,17 +100,23 @@ def _seed_grad(out, grad):
 
 
 def _topological_order(root):
-    """Nodes that need a gradient, each after all of its parents (iterative DFS, no recursion limit)."""
-    order, visited, stack = [], {id(root)}, [(root, False)]
+    """Nodes that need a gradient, each after all of its parents (iterative post-order DFS).
+
+    A node is marked when it is expanded, not when it is pushed: marking at push time lets a
+    node that another path reaches deeper be emitted before one of its consumers.
+    """
+    order, expanded, stack = [], set(), [(root, False)]
     while stack:
         node, parents_done = stack.pop()
         if parents_done:
             order.append(node)
             continue
+        if id(node) in expanded:
+            continue
+        expanded.add(id(node))
         stack.append((node, True))
         for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
-                visited.add(id(parent))
+            if parent.requires_grad and id(parent) not in expanded:
                 stack.append((parent, False))
     return order
 
@@ -125,21 +131,21 @@ def _run_backward(root, seed, retain_graph):
         for parent in node._parents:
             if parent.requires_grad:
                 pending[id(parent)] = pending.get(id(parent), 0) + 1
-    grads = {id(root): seed}
+    grads, owned = {id(root): seed}, set()  # owned: ids whose grads entry this pass allocated
     _pass_callbacks = []
     try:
         if root.is_leaf:
-            _accumulate_leaf(root, grads.pop(id(root)))
+            _accumulate_leaf(root, grads.pop(id(root)), False)
         for node in reversed(order):
             if not node.is_leaf:
-                _propagate(node, grads.pop(id(node), None), grads, pending, retain_graph)
+                _propagate(node, grads.pop(id(node), None), grads, owned, pending, retain_graph)
         for fn in _pass_callbacks:
             fn()
     finally:
         _pass_callbacks = None
 
 
-def _propagate(node, grad, grads, pending, retain_graph):
+def _propagate(node, grad, grads, owned, pending, retain_graph):
     if node._backward is None:
         raise RuntimeError(f"backward through '{node._op}' a second time: its graph was freed by an "
                            "earlier backward(); pass retain_graph=True to the first call")
@@ -150,22 +156,72 @@ def _propagate(node, grad, grads, pending, retain_graph):
         if not parent.requires_grad:
             continue
         if pgrad is not None:
-            pgrad = _unbroadcast(pgrad, parent.shape, parent.dtype)
-            previous = grads.get(id(parent))
-            grads[id(parent)] = pgrad if previous is None else previous + pgrad
+            _collect(parent, pgrad, grads, owned, _exclusive(pgrad, grad, parent_grads))
         pending[id(parent)] -= 1
         if pending[id(parent)] == 0 and parent.is_leaf:
-            _accumulate_leaf(parent, grads.pop(id(parent), None))
+            key = id(parent)
+            _accumulate_leaf(parent, grads.pop(key, None), key in owned)
 
 
-def _accumulate_leaf(leaf, grad):
+def _exclusive(pgrad, grad, parent_grads):
+    """True when nothing else can hold pgrad: the op made it for this one parent (not a view, not its
+    incoming grad, not shared with another parent). Backward closures must never return an array
+    they keep elsewhere, so such a buffer can be added to in place or become a leaf's .grad."""
+    return (isinstance(pgrad, np.ndarray) and pgrad.base is None and pgrad.flags.writeable
+            and pgrad is not grad and sum(p is pgrad for p in parent_grads) == 1)
+
+
+def _collect(parent, pgrad, grads, owned, exclusive):
+    """Add pgrad to parent's pending gradient, in place once the pass owns that buffer."""
+    key = id(parent)
+    previous = grads.get(key)
+    if isinstance(pgrad, IndexGrad):
+        if key not in owned:
+            # a fresh buffer: `previous` may be a read-only broadcast or shared with another node
+            previous = np.zeros(parent.shape, parent.dtype) if previous is None else np.array(previous, parent.dtype)
+            grads[key] = previous
+            owned.add(key)
+        pgrad.add_to(previous)
+        return
+    reduced = _unbroadcast(pgrad, parent.shape, parent.dtype)
+    if reduced is not pgrad:  # a new sum or cast, or a read-only broadcast view
+        exclusive = isinstance(reduced, np.ndarray) and reduced.base is None and reduced.flags.writeable
+    pgrad = reduced
+    if previous is None:
+        grads[key] = pgrad
+        if exclusive:
+            owned.add(key)
+    elif key in owned:
+        previous += pgrad
+    else:
+        grads[key] = previous + pgrad
+        owned.add(key)
+
+
+def _accumulate_leaf(leaf, grad, owned):
     if grad is not None:
         if leaf.grad is None:
-            leaf.grad = np.array(grad, dtype=leaf.dtype)  # own copy: grad may be a broadcast view
+            # a buffer the pass allocated is handed over; anything else may be a view or shared
+            leaf.grad = grad if owned else np.array(grad, dtype=leaf.dtype)
         else:
             leaf.grad += grad  # in place: the runtime's .grad may be a view into a flat buffer
     for hook in leaf._hooks or ():
         hook(leaf)
+
+
+class IndexGrad:
+    """The gradient of x[index]: zero except at index, so it is added in place, never densified per use."""
+
+    __slots__ = ("index", "value", "basic")
+
+    def __init__(self, index, value, basic):
+        self.index, self.value, self.basic = index, value, basic
+
+    def add_to(self, target):
+        if self.basic:
+            target[self.index] += self.value  # slices and integers never repeat an element
+        else:
+            np.add.at(target, self.index, self.value)  # repeated integer indices accumulate
 
 
 def _unbroadcast(grad, shape, dtype):
@@ -197,6 +253,7 @@ def as_variable(x, like=None):
     """x as a Variable; a python number takes `like`'s float dtype so float32 is never upcast."""
     if isinstance(x, Variable):
         return x
-    if like is not None and isinstance(x, (int, float)) and np.issubdtype(like.dtype, np.floating):
+    if (like is not None and isinstance(x, (int, float, np.integer, np.floating))
+            and np.issubdtype(like.dtype, np.floating)):
         return Variable(np.asarray(x, dtype=like.dtype))
     return Variable(x)

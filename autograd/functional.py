@@ -80,8 +80,19 @@ def dropout(x, p, training, rng):
     if not training or p == 0:
         return as_variable(x)
     x = as_variable(x)
-    mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
+    uniform = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+    mask = (uniform >= p).astype(x.dtype) / x.dtype.type(1 - p)
     return ops.mul(x, mask)
+
+
+def _target_like(target, pred):
+    """target as a constant Variable in pred's float dtype (a float64 target must not upcast float32)."""
+    if isinstance(target, Variable):
+        return target
+    target = np.asarray(target)
+    if np.issubdtype(pred.dtype, np.floating) and target.dtype != pred.dtype:
+        target = target.astype(pred.dtype)
+    return Variable(target)
 
 
 def _check_same_shape(pred, target, name):
@@ -91,7 +102,8 @@ def _check_same_shape(pred, target, name):
 
 def mse_loss(pred, target):
     """mean((pred - target)^2)"""
-    pred, target = as_variable(pred), as_variable(target, pred)
+    pred = as_variable(pred)
+    target = _target_like(target, pred)
     _check_same_shape(pred, target, "mse_loss")
     diff = ops.sub(pred, target)
     return ops.mean(ops.mul(diff, diff))
@@ -99,7 +111,8 @@ def mse_loss(pred, target):
 
 def sse_loss(pred, target):
     """sum((pred - target)^2)"""
-    pred, target = as_variable(pred), as_variable(target, pred)
+    pred = as_variable(pred)
+    target = _target_like(target, pred)
     _check_same_shape(pred, target, "sse_loss")
     diff = ops.sub(pred, target)
     return ops.sum(ops.mul(diff, diff))
@@ -107,7 +120,8 @@ def sse_loss(pred, target):
 
 def mae_loss(pred, target):
     """mean(|pred - target|)"""
-    pred, target = as_variable(pred), as_variable(target, pred)
+    pred = as_variable(pred)
+    target = _target_like(target, pred)
     _check_same_shape(pred, target, "mae_loss")
     return ops.mean(ops.abs(ops.sub(pred, target)))
 
@@ -126,7 +140,8 @@ def cross_entropy(logits, targets):
     def backward(g):
         grad = np.exp(flat_logp)
         grad[rows, flat_t] -= 1
-        return ((grad * (g / count)).reshape(logits.shape),)
+        grad *= g / count
+        return (grad.reshape(logits.shape),)
     return make_result(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy")
 
 
@@ -143,7 +158,8 @@ def _check_targets(logits, t):
 
 def binary_cross_entropy_with_logits(logits, targets):
     """mean(max(x, 0) - x t + log(1 + e^-|x|)); d = (sigmoid(x) - t) / N"""
-    logits, targets = as_variable(logits), as_variable(targets, logits)
+    logits = as_variable(logits)
+    targets = _target_like(targets, logits)
     _check_same_shape(logits, targets, "binary_cross_entropy_with_logits")
     x, t = logits.data, targets.data.astype(logits.dtype, copy=False)
     count = x.size

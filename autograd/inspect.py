@@ -41,17 +41,16 @@ def _compare(fn, inputs, projection, number, eps, atol, rtol):
     x = inputs[number]
     analytic = np.zeros_like(x.data) if x.grad is None else x.grad
     numeric = np.zeros(x.shape)
-    flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
+    for i in np.ndindex(x.shape):  # index x.data itself: a reshape of a strided array would be a copy
+        saved = x.data[i]
+        x.data[i] = saved + eps
         plus = _scalar(fn(*inputs), projection).item()
-        flat[i] = saved - eps
+        x.data[i] = saved - eps
         minus = _scalar(fn(*inputs), projection).item()
-        flat[i] = saved
-        numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        x.data[i] = saved
+        numeric[i] = (plus - minus) / (2 * eps)
     if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
-        worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(analytic - numeric)), x.shape))
         raise GradcheckError(f"gradcheck: input {number} shape {x.shape}: at index {worst} analytic "
                              f"{analytic[worst]:.8g} vs numeric {numeric[worst]:.8g}")
 
@@ -77,4 +76,5 @@ def to_dot(output):
 
 def _label(node):
     title = node.name or node._op or ("param" if node.requires_grad else "const")
+    title = str(title).replace("\\", "\\\\").replace('"', '\\"')  # DOT string escapes
     return f"{title}\\n{tuple(node.shape)} {node.dtype}"

@@ -5,7 +5,7 @@ Broadcast inputs receive full-shape gradients here; engine._unbroadcast reduces 
 
 import numpy as np
 
-from .engine import Variable, as_variable, make_result
+from .engine import IndexGrad, Variable, as_variable, make_result
 
 
 def _pair(a, b, op):
@@ -48,10 +48,8 @@ def power(a, b):
     out = a.data ** b.data
 
     def backward(g):
-        ga = g * b.data * a.data ** (b.data - 1)
-        gb = None
-        if b.requires_grad:
-            gb = g * out * np.log(np.where(a.data > 0, a.data, 1))
+        ga = g * b.data * a.data ** (b.data - 1) if a.requires_grad else None
+        gb = g * out * np.log(np.where(a.data > 0, a.data, 1)) if b.requires_grad else None
         return ga, gb
     return make_result(out, (a, b), backward, "pow")
 
@@ -64,16 +62,17 @@ def neg(a):
 def matmul(a, b):
     """a @ b with numpy's rules; d/da = g @ b^T, d/db = a^T @ g (1-D operands promoted)."""
     a, b = as_variable(a), as_variable(b)
-    if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
-    out = a.data @ b.data
+    try:
+        out = a.data @ b.data
+    except ValueError:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned") from None
 
     def backward(g):
         a2 = a.data[None, :] if a.ndim == 1 else a.data
         b2 = b.data[:, None] if b.ndim == 1 else b.data
         g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
         ga = g2 @ np.swapaxes(b2, -1, -2) if a.requires_grad else None
-        gb = np.swapaxes(a2, -1, -2) @ g2 if b.requires_grad else None
+        gb = _matmul_grad_b(a2, b2, g2) if b.requires_grad else None
         if ga is not None and a.ndim == 1:
             ga = ga[..., 0, :]
         if gb is not None and b.ndim == 1:
@@ -82,26 +81,33 @@ def matmul(a, b):
     return make_result(out, (a, b), backward, "matmul")
 
 
+def _matmul_grad_b(a2, b2, g2):
+    if b2.ndim == 2 and a2.ndim > 2:  # one 2-D product instead of a batch of them summed afterwards
+        return a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
+    return np.swapaxes(a2, -1, -2) @ g2
+
+
 def getitem(a, index):
     """a[index]; repeated integer indices accumulate their gradients (scatter-add)."""
     index = _plain_index(index)
-    out = a.data[index]
-
+    try:
+        out = a.data[index]
+    except IndexError as err:
+        raise IndexError(f"getitem: index {index!r} on shape {a.shape}: {err}") from None
     basic = _is_basic(index)
-
-    def backward(g):
-        grad = np.zeros_like(a.data)
-        if basic:
-            grad[index] = g  # slices and integers never repeat an element
-        else:
-            np.add.at(grad, index, g)
-        return (grad,)
-    return make_result(out, (a,), backward, "getitem")
+    return make_result(out, (a,), lambda g: (IndexGrad(index, g, basic),), "getitem")
 
 
 def _is_basic(index):
+    """True when no element can be selected twice: ints, slices, and at most one boolean mask."""
     parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+    masks = 0
+    for p in parts:
+        if isinstance(p, np.ndarray) and p.dtype == bool:
+            masks += 1
+        elif not (p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))):
+            return False
+    return masks <= 1
 
 
 def _plain_index(index):
@@ -169,7 +175,9 @@ def reshape(a, *shape):
 def transpose(a, *axes):
     """axes permuted (reversed when none are given)"""
     axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = axes or tuple(reversed(range(a.ndim)))
+    axes = tuple(ax % a.ndim for ax in axes) if axes else tuple(reversed(range(a.ndim)))
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(axes))
     return make_result(np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose")
 

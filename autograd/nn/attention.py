@@ -1,0 +1,63 @@
+"""Multi-head self-attention."""
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import ops
+from ..engine import Variable
+from . import init
+from .layers import Linear
+from .module import Module
+
+
+class MultiHeadAttention(Module):
+    """softmax(Q K^T / sqrt(d_head) + mask) V per head, heads concatenated, then the out projection.
+
+    Input and output are (batch, time, d_model). Q, K, V come from the Linear layers q, k, v of
+    the same input (self-attention); with causal=True position t attends only to positions <= t.
+    """
+
+    def __init__(self, d_model, num_heads, causal=False, bias=True, rng=None, dtype=np.float32):
+        super().__init__()
+        if num_heads < 1 or d_model % num_heads:
+            raise ValueError(f"MultiHeadAttention: d_model={d_model} is not divisible by num_heads={num_heads}")
+        rng = init.resolve_rng(rng)
+        self.d_model, self.num_heads, self.causal = d_model, num_heads, causal
+        self.q = Linear(d_model, d_model, bias, rng, dtype)
+        self.k = Linear(d_model, d_model, bias, rng, dtype)
+        self.v = Linear(d_model, d_model, bias, rng, dtype)
+        self.out = Linear(d_model, d_model, bias, rng, dtype)
+
+    def forward(self, x):
+        x = x if isinstance(x, Variable) else Variable(np.asarray(x))
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"MultiHeadAttention: input shape {x.shape} is not (batch, time, {self.d_model})")
+        batch, time, _ = x.shape
+        q, k, v = (self._heads(proj(x), batch, time) for proj in (self.q, self.k, self.v))
+        scores = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.d_model // self.num_heads))
+        if self.causal:
+            scores = scores + causal_mask(time, scores.dtype)
+        y = F.softmax(scores, axis=-1) @ v  # (batch, heads, time, d_head)
+        return self.out(y.transpose(0, 2, 1, 3).reshape(batch, time, self.d_model))
+
+    def _heads(self, x, batch, time):
+        return ops.reshape(x, batch, time, self.num_heads, -1).transpose(0, 2, 1, 3)
+
+    def extra_repr(self):
+        return f"{self.d_model}, num_heads={self.num_heads}, causal={self.causal}"
+
+
+_MASKS = {}
+
+
+def causal_mask(time, dtype):
+    """(time, time) array: 0 on and below the diagonal, a large negative number above (in dtype)."""
+    key = (time, np.dtype(dtype))
+    if key not in _MASKS:
+        # half of dtype's lowest value: exp() of it is 0 and adding a score cannot overflow to -inf
+        mask = np.triu(np.full((time, time), np.finfo(dtype).min / 2, dtype=dtype), k=1)
+        mask.flags.writeable = False
+        _MASKS[key] = mask
+    return _MASKS[key]

@@ -1,0 +1,88 @@
+"""Recurrent layers over (batch, time, features) input, looping over time."""
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import ops
+from ..engine import Variable
+from . import init
+from .functional import linear
+from .module import Module
+
+
+class _Recurrent(Module):
+    """Shared set-up: PyTorch's parameter layout, all ~ U(-1/sqrt(hidden), 1/sqrt(hidden))."""
+
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, bias, rng, dtype):
+        super().__init__()
+        rng = init.resolve_rng(rng)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        bound, rows = 1.0 / math.sqrt(hidden_size), self.gates * hidden_size
+        draw = lambda *shape: Variable(init.uniform(shape, rng, -bound, bound, dtype), requires_grad=True)  # noqa: E731
+        self.weight_ih = draw(rows, input_size)
+        self.weight_hh = draw(rows, hidden_size)
+        self.bias_ih = draw(rows) if bias else None
+        self.bias_hh = draw(rows) if bias else None
+
+    def forward(self, x, h0=None):
+        """x (batch, time, input) -> (outputs (batch, time, hidden), last hidden (batch, hidden))."""
+        x = x if isinstance(x, Variable) else Variable(np.asarray(x))
+        if x.ndim != 3 or x.shape[-1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}: input shape {x.shape} is not (batch, time, {self.input_size})")
+        batch, time, _ = x.shape
+        if h0 is None:
+            h = Variable(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))
+        else:
+            h = h0 if isinstance(h0, Variable) else Variable(np.asarray(h0))
+            if h.shape != (batch, self.hidden_size):
+                raise ValueError(f"{type(self).__name__}: h0 shape {h.shape} is not ({batch}, {self.hidden_size})")
+        projected = linear(x, self.weight_ih, self.bias_ih)  # every time step's input term in one matmul
+        outputs = []
+        for t in range(time):
+            h = self.cell(projected[:, t], h)
+            outputs.append(h)
+        if not outputs:
+            raise ValueError(f"{type(self).__name__}: input has no time steps (shape {x.shape})")
+        return F.stack(outputs, axis=1), h
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+class RNN(_Recurrent):
+    """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act tanh or relu; h_0 = 0 unless given."""
+
+    def __init__(self, input_size, hidden_size, nonlinearity="tanh", bias=True, rng=None, dtype=np.float32):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, rng, dtype)
+        self.nonlinearity = nonlinearity
+
+    def cell(self, xi, h):
+        pre = xi + linear(h, self.weight_hh, self.bias_hh)
+        return ops.tanh(pre) if self.nonlinearity == "tanh" else ops.relu(pre)
+
+
+class GRU(_Recurrent):
+    """PyTorch's GRU, gates (r, z, n) stacked in that order in weight_ih / weight_hh:
+
+    r = s(W_ir x + b_ir + W_hr h + b_hr), z = s(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h' = (1 - z) n + z h.
+    """
+
+    gates = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, rng=None, dtype=np.float32):
+        super().__init__(input_size, hidden_size, bias, rng, dtype)
+
+    def cell(self, xi, h):
+        size = self.hidden_size
+        hh = linear(h, self.weight_hh, self.bias_hh)
+        rz = ops.sigmoid(xi[:, :2 * size] + hh[:, :2 * size])
+        r, z = rz[:, :size], rz[:, size:]
+        n = ops.tanh(xi[:, 2 * size:] + r * hh[:, 2 * size:])
+        return n + z * (h - n)  # = (1 - z) n + z h with one op fewer
