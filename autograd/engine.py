@@ -178,7 +178,10 @@ def _collect(parent, pgrad, grads, owned, exclusive):
     if isinstance(pgrad, IndexGrad):
         if key not in owned:
             # a fresh buffer: `previous` may be a read-only broadcast or shared with another node
-            previous = np.zeros(parent.shape, parent.dtype) if previous is None else np.array(previous, parent.dtype)
+            if previous is None:
+                previous = np.zeros(parent.shape, parent.dtype)
+            else:
+                previous = np.array(previous, parent.dtype)
             grads[key] = previous
             owned.add(key)
         pgrad.add_to(previous)

@@ -27,19 +27,27 @@ def add(a, b):
 def sub(a, b):
     """a - b"""
     a, b = _pair(a, b, "sub")
-    return make_result(a.data - b.data, (a, b), lambda g: (g, -g), "sub")
+    return make_result(a.data - b.data, (a, b), lambda g: (g, -g if b.requires_grad else None), "sub")
 
 
 def mul(a, b):
     """a * b; d/da = b, d/db = a"""
     a, b = _pair(a, b, "mul")
-    return make_result(a.data * b.data, (a, b), lambda g: (g * b.data, g * a.data), "mul")
+
+    def backward(g):
+        return (g * b.data if a.requires_grad else None, g * a.data if b.requires_grad else None)
+    return make_result(a.data * b.data, (a, b), backward, "mul")
 
 
 def div(a, b):
     """a / b; d/da = 1/b, d/db = -a/b^2"""
     a, b = _pair(a, b, "div")
-    return make_result(a.data / b.data, (a, b), lambda g: (g / b.data, -g * a.data / (b.data * b.data)), "div")
+    out = a.data / b.data
+
+    def backward(g):
+        ga = g / b.data
+        return (ga if a.requires_grad else None, -ga * out if b.requires_grad else None)  # -g a/b^2 = -(g/b)(a/b)
+    return make_result(out, (a, b), backward, "div")
 
 
 def power(a, b):

@@ -8,9 +8,10 @@ from ..engine import Variable
 class Module:
     """Base class of layers and models; subclasses assign parameters and submodules as attributes.
 
-    Registration: assigning a Variable that requires grad registers a parameter; assigning a
-    Module registers a submodule. Both keep the position of their FIRST assignment (re-assigning
-    the same name keeps it; assigning anything else to the name unregisters it).
+    Registration: assigning a leaf Variable that requires grad registers a parameter (an op's
+    output, e.g. a cached activation, does not); assigning a Module registers a submodule.
+    Both keep the position of their first assignment (re-assigning the same name keeps it;
+    assigning anything else to the name unregisters it).
 
     Order: parameters() walks registered attributes in that order and recurses depth-first into
     each submodule where it was registered. A Variable reachable twice (tied weights) appears
@@ -26,7 +27,7 @@ class Module:
         members = self.__dict__.get("_members")
         if members is None:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        if isinstance(value, Module) or (isinstance(value, Variable) and value.requires_grad):
+        if isinstance(value, Module) or (isinstance(value, Variable) and value.is_leaf and value.requires_grad):
             members.setdefault(name, None)
         else:
             members.pop(name, None)
@@ -108,7 +109,10 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Copy state's arrays into the parameters IN PLACE (p.data[...] = value), after checking all keys and shapes."""
+        """Copy state's arrays into the parameters in place (p.data[...] = value).
+
+        Every key and shape is checked first; on any mismatch a ValueError names it and nothing is copied.
+        """
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]

@@ -22,7 +22,9 @@ class _Recurrent(Module):
         rng = init.resolve_rng(rng)
         self.input_size, self.hidden_size = input_size, hidden_size
         bound, rows = 1.0 / math.sqrt(hidden_size), self.gates * hidden_size
-        draw = lambda *shape: Variable(init.uniform(shape, rng, -bound, bound, dtype), requires_grad=True)  # noqa: E731
+
+        def draw(*shape):
+            return Variable(init.uniform(shape, rng, -bound, bound, dtype), requires_grad=True)
         self.weight_ih = draw(rows, input_size)
         self.weight_hh = draw(rows, hidden_size)
         self.bias_ih = draw(rows) if bias else None
@@ -32,7 +34,8 @@ class _Recurrent(Module):
         """x (batch, time, input) -> (outputs (batch, time, hidden), last hidden (batch, hidden))."""
         x = x if isinstance(x, Variable) else Variable(np.asarray(x))
         if x.ndim != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"{type(self).__name__}: input shape {x.shape} is not (batch, time, {self.input_size})")
+            raise ValueError(f"{type(self).__name__}: input shape {x.shape} is not "
+                             f"(batch, time, {self.input_size})")
         batch, time, _ = x.shape
         if h0 is None:
             h = Variable(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))

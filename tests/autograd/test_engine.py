@@ -145,7 +145,11 @@ def test_grad_hook_fires_once_with_the_final_grad():
 def test_queue_callback_runs_at_end_of_pass():
     w = leaf(3)
     order = []
-    w.register_post_accumulate_grad_hook(lambda p: (order.append("hook"), queue_callback(lambda: order.append("end"))))
+
+    def hook(p):
+        order.append("hook")
+        queue_callback(lambda: order.append("end"))
+    w.register_post_accumulate_grad_hook(hook)
     (w * w).sum().backward()
     assert order == ["hook", "end"]
 

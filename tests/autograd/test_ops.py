@@ -9,8 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from mpigrad.autograd import Variable, gradcheck, matmul
 
-settings.register_profile("autograd", max_examples=15, deadline=None)
-settings.load_profile("autograd")
+FEW = settings(max_examples=12, deadline=None, database=None)  # keeps the suite fast and writes no files
 
 
 def var(shape, seed=0, dtype=np.float64, low=None):
@@ -29,7 +28,7 @@ BINARY = {
 }
 
 
-@settings(max_examples=12, deadline=None)
+@FEW
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
        op=st.sampled_from(sorted(BINARY)), seed=st.integers(0, 2**16))
 def test_binary_ops_broadcast(shapes, op, seed):
@@ -80,6 +79,19 @@ AXES = [None, 0, -1, (0, 2), (-1, -3), 1]
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_reductions(op, axis, keepdims):
     x = var((2, 3, 4), seed=len(str(axis)))
+    assert gradcheck(lambda x: getattr(x, op)(axis=axis, keepdims=keepdims), [x])
+
+
+@FEW
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=3), data=st.data(),
+       op=st.sampled_from(REDUCTIONS), keepdims=st.booleans())
+def test_reductions_on_random_shapes_and_axes(shape, data, op, keepdims):
+    ndim = len(shape)
+    axes = data.draw(st.lists(st.integers(-ndim, ndim - 1), max_size=ndim, unique_by=lambda a: a % ndim))
+    axis = data.draw(st.sampled_from([None, tuple(axes)] + ([axes[0]] if axes else [])))
+    if axis == ():
+        axis = None
+    x = var(shape, seed=len(shape))
     assert gradcheck(lambda x: getattr(x, op)(axis=axis, keepdims=keepdims), [x])
 
 

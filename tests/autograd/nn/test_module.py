@@ -45,6 +45,8 @@ def test_reassignment_keeps_position_and_other_values_unregister():
     assert [n for n, _ in block.named_parameters()][0] == "scale"
     block.offset = None
     assert "offset" not in dict(block.named_parameters())
+    block.cache = block.scale * 2.0  # an op's output, not a leaf: never a parameter
+    assert "cache" not in dict(block.named_parameters())
     del block.inner
     assert list(dict(block.named_parameters())) == ["scale"]
 

@@ -1,5 +1,7 @@
 """RNN and GRU against numpy reference loops; gradients through time; initial state; errors."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -72,7 +74,6 @@ def test_parameter_layout():
 
 
 def test_long_sequence_backward_is_fast():
-    import time
     rnn = nn.RNN(8, 16, rng=0)
     x = Variable(np.ones((4, 300, 8), np.float32), requires_grad=True)
     start = time.perf_counter()
