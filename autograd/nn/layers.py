@@ -110,8 +110,8 @@ class Embedding(Module):
 class LayerNorm(Module):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; weight ones, bias zeros."""
 
-    def __init__(self, dim, eps=1e-5, dtype=np.float32):
-        super().__init__()
+    def __init__(self, dim, eps=1e-5, rng=None, dtype=np.float32):
+        super().__init__()  # rng is unused (constant init); accepted so every layer takes it
         self.dim, self.eps = dim, eps
         self.weight = _parameter(init.ones((dim,), dtype=dtype), "weight")
         self.bias = _parameter(init.zeros((dim,), dtype=dtype), "bias")
