@@ -46,7 +46,8 @@ class BucketReducer:
         mb = DEFAULT_BUCKET_MB if bucket_mb is None else bucket_mb
         if not mb > 0:
             raise ValueError(f"bucket_mb={bucket_mb} must be a positive number of megabytes")
-        self.buckets = make_buckets(groups, int(mb * 2**20))
+        # backward finishes the last layers first: start with the buckets at the end of the buffers
+        self.buckets = make_buckets(groups, int(mb * 2**20))[::-1]
         self._bucket_of = {pid: b for b in self.buckets for pid in b.param_ids}
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
@@ -65,8 +66,15 @@ class BucketReducer:
     def grad_ready(self, param):
         bucket = self._bucket_of[id(param)]
         bucket.pending -= 1
+        self._progress()
         while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
             self._launch(self.buckets[self._next])
+
+    def _progress(self):
+        """MPICH moves a non-blocking collective forward only inside MPI calls: poke the ones in flight."""
+        for b in self.buckets[:self._next]:
+            if b.request is not None and b.request.Test():
+                b.request = None
 
     def _launch(self, bucket):
         if self._weight != 1.0:
@@ -80,6 +88,7 @@ class BucketReducer:
             self._launch(self.buckets[self._next])
         start = time.perf_counter()
         for b in self.buckets:
-            b.request.Wait()
-            b.request = None
+            if b.request is not None:
+                b.request.Wait()
+                b.request = None
         self.comm_time = time.perf_counter() - start

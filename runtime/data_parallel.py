@@ -14,9 +14,10 @@ from .tree_reduce import TreeReducer
 class DataParallel:
     """Wraps a Module: after loss.backward() every .grad holds sum_r (n_r / N) grad_r on every rank.
 
-    Parameters are packed into flat buffers in reverse registration order (roughly the order
-    backward finishes them), so the first buckets are ready early and their all-reduce runs
-    while backward continues. n_r counts the samples this rank passed through dp(...) since the
+    Parameters are packed into flat buffers in registration order (so an optimizer over
+    dp.parameters() finds the flat layout and updates whole buffers); buckets are launched from
+    the end of the buffers, roughly the order backward finishes them, so the first all-reduces
+    run while backward continues. n_r counts the samples this rank passed through dp(...) since the
     last synchronisation (the leading dimension of the first argument).
     """
 
@@ -26,7 +27,7 @@ class DataParallel:
         named = list(module.named_parameters())
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
-        self.groups = flatten_parameters([p for _, p in reversed(named)])
+        self.groups = flatten_parameters([p for _, p in named])
         for group in self.groups:
             self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
         self.deterministic = bool(deterministic)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from mpigrad.autograd import Variable
+from mpigrad.optim.kernels import sum_of_squares
 
 
 def shard_bounds(n, size):
@@ -77,7 +78,7 @@ class ZeroOptimizer:
 
     def grad_norm(self):
         """sqrt(sum over ranks, in rank order, of each shard's float64 sum of squares): same bits everywhere."""
-        local = sum(float(np.dot(s.grad.astype(np.float64), s.grad.astype(np.float64))) for s in self.shards)
+        local = sum(sum_of_squares(s.grad) for s in self.shards)
         return sum(self.comm.allgather_obj(local)) ** 0.5
 
     def clip_grad_norm(self, max_norm, total_norm=None):
