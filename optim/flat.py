@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)
 class FlatGroup:
     """Parameters of one dtype packed back to back: p.data is data[start:stop] reshaped."""
 
@@ -20,6 +20,9 @@ class FlatGroup:
     grad: np.ndarray  # 1-D, owns the gradients
     data_views: list
     grad_views: list
+
+    def __repr__(self):
+        return f"FlatGroup({self.dtype}, {len(self.params)} params, {self.size} elements)"
 
     @property
     def size(self):

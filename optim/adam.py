@@ -1,0 +1,49 @@
+"""Adam (classical L2 weight decay) and AdamW (decoupled weight decay)."""
+
+from .kernels import adam_update
+from .optimizer import Optimizer, check_arg, is_real
+
+
+class Adam(Optimizer):
+    """p <- p - lr * mhat / (sqrt(vhat) + eps), mhat = m/(1-beta1^t), vhat = v/(1-beta2^t), g <- g + wd*p first.
+
+    m <- beta1 m + (1-beta1) g, v <- beta2 v + (1-beta2) g^2; t counts steps from 1 and the
+    learning rate is read on every step (schedulers take effect). See kernels.adam_update.
+    """
+
+    slots = ("m", "v")
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8):
+        self._set_hyperparams(lr, beta1, beta2, weight_decay, eps)
+        super().__init__(params, lr)
+
+    def hyperparams(self):
+        return {"lr": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2,
+                "weight_decay": self.weight_decay, "eps": self.eps}
+
+    def _set_hyperparams(self, lr, beta1, beta2, weight_decay, eps):
+        owner = type(self).__name__
+        for name, value in (("beta1", beta1), ("beta2", beta2)):
+            check_arg(owner, name, value, is_real(value) and 0 <= value < 1, "is outside [0, 1)")
+        check_arg(owner, "eps", eps, is_real(eps) and eps > 0, "must be > 0")
+        check_arg(owner, "weight_decay", weight_decay, is_real(weight_decay) and weight_decay >= 0,
+                  "must be >= 0")
+        self.learning_rate = lr
+        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.weight_decay, self.eps = float(weight_decay), float(eps)
+
+    def _update(self, data, grad, state):
+        adam_update(data, grad, state["m"], state["v"], step=self.step_count, lr=self.learning_rate,
+                    beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+                    weight_decay=self.weight_decay, decoupled=self.decoupled, scratch=self._scratch)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p <- p * (1 - lr*wd) before the Adam update (PyTorch's AdamW)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=1e-2, eps=1e-8):
+        super().__init__(params, lr, beta1, beta2, weight_decay, eps)
+
