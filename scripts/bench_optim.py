@@ -42,12 +42,12 @@ def keep_freed_memory():
     return bool(libc.mallopt(-3, 32 << 20) and libc.mallopt(-1, 1 << 30))  # M_MMAP/M_TRIM_THRESHOLD
 
 
-def make_params(seed):
+def make_params(seed, count=N_TENSORS, size=SIZE):
     rng = np.random.default_rng(seed)
     params = []
-    for _ in range(N_TENSORS):
-        p = Variable(rng.standard_normal(SIZE, dtype=np.float32), requires_grad=True)
-        p.grad = rng.standard_normal(SIZE, dtype=np.float32)
+    for _ in range(count):
+        p = Variable(rng.standard_normal(size, dtype=np.float32), requires_grad=True)
+        p.grad = rng.standard_normal(size, dtype=np.float32)
         params.append(p)
     return params
 
@@ -57,6 +57,12 @@ def numpy_variants():
     flat_params = make_params(1)
     flatten_parameters(flat_params)
     variants = {"mpigrad per-parameter": per_param.step, "mpigrad flat": Adam(flat_params).step}
+    # the same 10M as 1000 tensors of 10K: where looping over parameters costs most
+    small = N_TENSORS * SIZE // 1000
+    variants["per-parameter 1000x10K"] = Adam(make_params(4, 1000, small)).step
+    flat_small = make_params(5, 1000, small)
+    flatten_parameters(flat_small)
+    variants["flat 1000x10K"] = Adam(flat_small).step
     rng = np.random.default_rng(2)
     n = N_TENSORS * SIZE
     p, g = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)

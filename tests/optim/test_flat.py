@@ -137,3 +137,27 @@ def test_non_contiguous_parameter_is_updated_in_place():
     Adam([q], lr=0.1).step()
     assert np.shares_memory(p.data, base)
     np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_zero_style_shards_with_own_grads_and_an_empty_shard():
+    """Like the runtime's ZeRO-1: shard Variables over slices of the data, grads in their own arrays."""
+    params, other = make_params(6), make_params(6)
+    group, = flatten_parameters(params)
+    twin, = flatten_parameters(other)
+    bounds = [(0, 0), (0, 11), (11, twin.size)]
+    shards = []
+    for lo, hi in bounds:
+        s = Variable(twin.data[lo:hi], requires_grad=True)
+        s.grad = np.zeros(hi - lo)
+        shards.append(s)
+    whole, sharded = AdamW(params, lr=0.01), AdamW(shards, lr=0.01)
+    assert flat_path(sharded) == [False, False, False]
+    for t in range(3):
+        set_grads(params, t)
+        set_grads(other, t)
+        for s, (lo, hi) in zip(shards, bounds):
+            s.grad[...] = twin.grad[lo:hi]
+        whole.step()
+        sharded.step()
+    np.testing.assert_array_equal(group.data, twin.data)
+    assert sharded.grad_norm() == pytest.approx(whole.grad_norm(), rel=1e-12)
