@@ -70,13 +70,15 @@ class Job:
         code = 0
         while self.step < self.cfg.steps:
             row = self.train_step()
-            self.step += 1
             if row is None:
-                code = 1
+                code = 1  # the checkpoint below holds the state before the failed step
                 break
+            self.step += 1
             self.after_step(row)
             if shutdown.requested():
-                self.progress.write(f"mpigrad: stopping at step {self.step} on {shutdown.signal_name}")
+                if self.comm.is_main:
+                    print(f"mpigrad train: {shutdown.signal_name}: stopping after step {self.step}, writing a "
+                          "checkpoint", file=sys.stderr, flush=True)
                 code = 128 + shutdown.signum
                 break
         self.checkpoints.save(self, self.step)
@@ -104,8 +106,9 @@ class Job:
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
             if cfg.nonfinite == "stop":
-                self.progress.write(f"mpigrad: stopping: non-finite loss {loss} or gradient norm {norm} at "
-                                    f"step {self.step + 1} (set nonfinite = \"skip\" to skip such steps)")
+                if self.comm.is_main:
+                    print(f"mpigrad train: stopping: non-finite loss {loss} or gradient norm {norm} at step "
+                          f"{self.step + 1} (set nonfinite = \"skip\" to skip such steps)", file=sys.stderr, flush=True)
                 return None
             self.skipped += 1
         else:

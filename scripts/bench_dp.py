@@ -25,12 +25,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--bucket-mb", type=float, default=None)
-    parser.add_argument("--worker", choices=["mpigrad", "zero", "allreduce", "torch"])
+    parser.add_argument("--worker", choices=["mpigrad", "zero", "deterministic", "allreduce", "torch"])
     args = parser.parse_args()
     if args.worker:
         return worker(args)
     results = {}
-    for kind in ("mpigrad", "zero", "allreduce", "torch"):
+    for kind in ("mpigrad", "zero", "deterministic", "allreduce", "torch"):
         for n in (1, 2):
             if kind == "torch" and not _has_torch():
                 continue
@@ -58,12 +58,14 @@ def worker(args):
     elif args.worker == "allreduce":
         result = run_allreduce(args.steps)
     else:
-        result = run_mpigrad(args.steps, args.bucket_mb, zero=args.worker == "zero")
+        result = run_mpigrad(args.steps, args.bucket_mb, mode=args.worker)
     if result is not None:
         print(json.dumps({k: float(np.median(v)) if isinstance(v, list) else v for k, v in result.items()}))
 
 
-def run_mpigrad(steps, bucket_mb, zero):
+def run_mpigrad(steps, bucket_mb, mode):
+    """mode: "mpigrad" (replicated Adam), "zero" (ZeRO-1) or "deterministic" (8 micro-batches of 32)."""
+    import contextlib
     import time
 
     import numpy as np
@@ -74,9 +76,11 @@ def run_mpigrad(steps, bucket_mb, zero):
 
     comm = init()
     model = nn.MLP(SIZES, rng=np.random.default_rng(0))
-    dp = DataParallel(model, comm, bucket_mb=bucket_mb)
+    dp = DataParallel(model, comm, bucket_mb=bucket_mb, deterministic=mode == "deterministic")
     hyper = dict(lr=1e-3, weight_decay=1e-4)
+    zero = mode == "zero"
     opt = ZeroOptimizer(dp, Adam, **hyper) if zero else Adam(dp.parameters(), **hyper)
+    micro = 8 // comm.size if mode == "deterministic" else 1
     rng = np.random.default_rng(1 + comm.rank)
     local = GLOBAL_BATCH // comm.size
     x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
@@ -86,7 +90,10 @@ def run_mpigrad(steps, bucket_mb, zero):
         comm.Barrier()
         start = time.perf_counter()
         opt.zero_grad()
-        cross_entropy(dp(x), y).backward()
+        for part in range(micro):
+            rows = slice(part * local // micro, (part + 1) * local // micro)
+            with dp.no_sync() if part < micro - 1 else contextlib.nullcontext():
+                cross_entropy(dp(x[rows]), y[rows]).backward()
         opt.clip_grad_norm(1.0)
         opt.step()
         if step >= 5:
@@ -134,12 +141,15 @@ def report(r):
     print(f"{'':24}{'world 1':>10}{'world 2':>10}")
     print(f"{'mpigrad step':24}{one:10.2f}{two:10.2f}")
     print(f"{'mpigrad ZeRO-1 step':24}{r['zero', 1]['step_ms']:10.2f}{r['zero', 2]['step_ms']:10.2f}")
+    print(f"{'deterministic (8 x 32)':24}{r['deterministic', 1]['step_ms']:10.2f}{r['deterministic', 2]['step_ms']:10.2f}")
     print(f"{'comm wait after backward':24}{r['mpigrad', 1]['wait_ms']:10.2f}{r['mpigrad', 2]['wait_ms']:10.2f}")
     print(f"{'bare Allreduce, same MB':24}{r['allreduce', 1]['allreduce_ms']:10.2f}"
           f"{r['allreduce', 2]['allreduce_ms']:10.2f}")
     if ("torch", 1) in r:
         print(f"{'torch DDP (gloo) step':24}{r['torch', 1]['step_ms']:10.2f}{r['torch', 2]['step_ms']:10.2f}")
-    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x (goal >= 1.8)")
+    zero_two = r["zero", 2]["step_ms"]
+    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x replicated, {one / zero_two:.2f}x with ZeRO-1 (goal >= 1.8)")
+    print(f"deterministic mode costs {r['deterministic', 2]['step_ms'] / two:.2f}x the default step at world 2")
     print(f"comm wait / bare Allreduce at world 2: {r['mpigrad', 2]['wait_ms'] / r['allreduce', 2]['allreduce_ms']:.2f}"
           " (goal <= 1.2)")
     if ("torch", 2) in r:
