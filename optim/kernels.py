@@ -116,8 +116,12 @@ def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_deca
         _sub(p, _mul(d, lr_s, out=t), out=p)
 
 
-def sum_of_squares(x, chunk=1 << 15):
-    """sum(x**2) accumulated in float64, in fixed chunks so the result depends only on x."""
+def sum_of_squares(x, chunk=8192):
+    """sum(x**2) accumulated in float64, in fixed chunks so the result depends only on x.
+
+    Chunks of 8192 stay below OpenBLAS's threading threshold for dot (10000): no thread start-up
+    per chunk, and the same bits whatever the BLAS thread count.
+    """
     x = x.reshape(-1)
     work = None if x.dtype == np.float64 else np.empty(min(chunk, x.size), np.float64)
     total = 0.0

@@ -103,3 +103,14 @@ def test_clip_grad_value_clamps_in_place():
     np.testing.assert_array_equal(grad, [-1.0, 0.5, 1.0])
     with pytest.raises(ValueError, match=r"min_val=2\.0 is greater than max_val=1\.0"):
         Adam(params).clip_grad_value(2.0, 1.0)
+
+
+def test_sum_of_squares_bits_do_not_depend_on_blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from mpigrad.optim import sum_of_squares
+    x = np.random.default_rng(0).standard_normal(200_001)
+    results = []
+    for n in (1, 2, 4):
+        with threadpoolctl.threadpool_limits(n, user_api="blas"):
+            results.append((sum_of_squares(x), sum_of_squares(x.astype(np.float32))))
+    assert len(set(results)) == 1
