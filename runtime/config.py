@@ -33,7 +33,7 @@ KEYS = {
     "labels": Key("", str, "labels file for .npy or IDX data (mlp)"),
     "val_fraction": Key(0.1, float, "share of the data held out for validation", 0.0, 0.5),
     "seed": Key(0, int, "seed of initialisation, shuffling and sampling", 0, 2**63 - 1),
-    "steps": Key(1000, int, "optimizer steps to train", 1),
+    "steps": Key(2000, int, "optimizer steps to train", 1),
     "global_batch": Key(32, int, "samples per optimizer step, whatever the number of ranks", 1),
     "micro_batch": Key(8, int, "samples per forward/backward pass", 1),
     "lr": Key(3e-3, float, "peak learning rate (Adam)", 0.0, positive=True),
@@ -169,9 +169,11 @@ def _check_combination(cfg, world_size):
         raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot be split evenly "
                           f"over {world_size} ranks; use a world size that divides {micro_batches}")
     per_rank = micro_batches // world_size
-    if cfg["deterministic"] and per_rank & (per_rank - 1):
+    # one rank sums its micro-batches along the global tree whatever their count; several ranks
+    # must each own a whole subtree of it (runtime/tree_reduce.py)
+    if cfg["deterministic"] and world_size > 1 and per_rank & (per_rank - 1):
         raise ConfigError(f"deterministic mode needs a power-of-two number of micro-batches per rank, got "
-                          f"{micro_batches}/{world_size} = {per_rank}; use a world size P with "
+                          f"{micro_batches}/{world_size} = {per_rank}; use world size 1 or a P with "
                           f"{micro_batches}/P a power of two")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")

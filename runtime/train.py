@@ -3,7 +3,7 @@
 import contextlib
 import math
 import os
-import signal
+import resource
 import sys
 import time
 
@@ -131,6 +131,8 @@ class Job:
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             self.dp.check_replicas(self.optimizer)
         logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if logged:  # the same decision on every rank, so the gather below is collective
+            row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:
             self.metrics.write(row)
         self.progress.update(step, row, logged)

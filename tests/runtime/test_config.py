@@ -108,9 +108,10 @@ def test_batch_divisibility():
 
 def test_deterministic_needs_power_of_two_micro_batches_per_rank():
     overrides = ["global_batch=48", "micro_batch=8", "deterministic=true"]
-    assert "power-of-two number of micro-batches per rank, got 6/1 = 6" in error_of(overrides)
+    load_config(None, overrides, world_size=1)  # one rank follows the global tree for any count
+    assert "power-of-two number of micro-batches per rank, got 6/2 = 3" in error_of(overrides, world_size=2)
+    load_config(None, overrides, world_size=3)  # 6/3 = 2: each rank owns a whole subtree
     load_config(None, overrides[:2] + ["deterministic=true", "global_batch=32"], world_size=4)
-    assert "got 12/3 = 4" not in error_of(["global_batch=96", "deterministic=true"], world_size=1)
 
 
 def test_cross_key_checks():

@@ -12,7 +12,7 @@ import numpy as np
 from launch import mpiexec
 from test_train_cli import TINY, train
 
-LONG = [*TINY, "steps=40", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
+LONG = [*TINY, "steps=200", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
 
 
 def start(out, *extra):
