@@ -55,10 +55,15 @@ class TreeReducer:
 
     def micro_batch_done(self):
         """Take this backward's gradients out of the buffers (which restart at zero) into the tree."""
-        arrays = [g.grad.copy() for g in self.groups]
+        if self._stack and self._stack[-1][0] == 0:  # a right leaf: add it to its left one, no copy
+            _, left = self._stack.pop()
+            for a, g in zip(left, self.groups):
+                np.add(a, g.grad, out=a)
+            push(self._stack, 1, left)
+        else:
+            push(self._stack, 0, [g.grad.copy() for g in self.groups])
         for g in self.groups:
             g.grad.fill(0)
-        push(self._stack, 0, arrays)
         self._count += 1
 
     def finish(self):
