@@ -26,15 +26,19 @@ class Bucket:
 
 
 def make_buckets(groups, bucket_bytes):
-    """Split each flat group at parameter boundaries into pieces of at least bucket_bytes."""
+    """Cut each flat group, from its end, at parameter boundaries into buckets of at most
+    bucket_bytes (a larger parameter gets a bucket of its own); returned in launch order."""
     buckets = []
-    for group in groups:
-        start, members = 0, []
-        for p, (lo, hi) in zip(group.params, group.offsets):
+    for group in reversed(groups):
+        end, members = None, []
+        for p, (lo, hi) in reversed(list(zip(group.params, group.offsets))):
+            if members and (end - lo) * group.dtype.itemsize > bucket_bytes:
+                buckets.append(Bucket(group.grad[start:end], frozenset(map(id, members))))
+                end, members = None, []
+            end = hi if end is None else end
+            start = lo
             members.append(p)
-            if (hi - start) * group.dtype.itemsize >= bucket_bytes or p is group.params[-1]:
-                buckets.append(Bucket(group.grad[start:hi], frozenset(map(id, members))))
-                start, members = hi, []
+        buckets.append(Bucket(group.grad[start:end], frozenset(map(id, members))))
     return buckets
 
 
@@ -46,8 +50,9 @@ class BucketReducer:
         mb = DEFAULT_BUCKET_MB if bucket_mb is None else bucket_mb
         if not mb > 0:
             raise ValueError(f"bucket_mb={bucket_mb} must be a positive number of megabytes")
-        # backward finishes the last layers first: start with the buckets at the end of the buffers
-        self.buckets = make_buckets(groups, int(mb * 2**20))[::-1]
+        # backward finishes the last layers first, so buckets are cut from the end of the buffers:
+        # a bucket never waits for a gradient that backward computes much later than its others
+        self.buckets = make_buckets(groups, int(mb * 2**20))
         self._bucket_of = {pid: b for b in self.buckets for pid in b.param_ids}
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence

@@ -19,18 +19,19 @@ os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS
 
 SIZES = [784, 1024, 1024, 10]
 GLOBAL_BATCH = 256
+KINDS = ("mpigrad", "zero", "accumulate", "deterministic", "compute", "allreduce", "torch")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--bucket-mb", type=float, default=None)
-    parser.add_argument("--worker", choices=["mpigrad", "zero", "accumulate", "deterministic", "allreduce", "torch"])
+    parser.add_argument("--worker", choices=KINDS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
     results = {}
-    for kind in ("mpigrad", "zero", "accumulate", "deterministic", "allreduce", "torch"):
+    for kind in KINDS:
         for n in (1, 2):
             if kind == "torch" and not _has_torch():
                 continue
@@ -57,6 +58,8 @@ def worker(args):
         result = run_torch(SIZES, GLOBAL_BATCH, args.steps)
     elif args.worker == "allreduce":
         result = run_allreduce(args.steps)
+    elif args.worker == "compute":
+        result = run_compute(args.steps)
     else:
         result = run_mpigrad(args.steps, args.bucket_mb, mode=args.worker)
     if result is not None:
@@ -106,6 +109,35 @@ def run_mpigrad(steps, bucket_mb, mode):
                 "grad_mb": sum(g.grad.nbytes for g in dp.groups) / 2**20, "state_mb": state / 2**20}
 
 
+def run_compute(steps):
+    """Forward + backward of the local batch alone (no DataParallel, no optimizer): the speedup
+    ceiling this machine allows when every rank computes at once."""
+    import time
+
+    import numpy as np
+
+    from mpigrad.autograd import cross_entropy, nn
+    from mpigrad.runtime import init
+
+    comm = init()
+    model = nn.MLP(SIZES, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(1 + comm.rank)
+    local = GLOBAL_BATCH // comm.size
+    x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], local)
+    times = []
+    for step in range(5 + steps):
+        comm.Barrier()
+        start = time.perf_counter()
+        for p in model.parameters():
+            p.grad = None
+        cross_entropy(model(x), y).backward()
+        if step >= 5:
+            times.append(time.perf_counter() - start)
+    if comm.is_main:
+        return {"step_ms": [t * 1e3 for t in times]}
+
+
 def run_allreduce(steps):
     """A bare in-place MPI Allreduce of the REF-MLP gradient bytes (one message)."""
     import time
@@ -144,13 +176,15 @@ def report(r):
     print(f"{'mpigrad ZeRO-1 step':24}{r['zero', 1]['step_ms']:10.2f}{r['zero', 2]['step_ms']:10.2f}")
     print(f"{'default, 8 x 32 no_sync':24}{r['accumulate', 1]['step_ms']:10.2f}{r['accumulate', 2]['step_ms']:10.2f}")
     print(f"{'deterministic (8 x 32)':24}{r['deterministic', 1]['step_ms']:10.2f}{r['deterministic', 2]['step_ms']:10.2f}")
+    print(f"{'fwd + bwd alone, no DP':24}{r['compute', 1]['step_ms']:10.2f}{r['compute', 2]['step_ms']:10.2f}")
     print(f"{'comm wait after backward':24}{r['mpigrad', 1]['wait_ms']:10.2f}{r['mpigrad', 2]['wait_ms']:10.2f}")
     print(f"{'bare Allreduce, same MB':24}{r['allreduce', 1]['allreduce_ms']:10.2f}"
           f"{r['allreduce', 2]['allreduce_ms']:10.2f}")
     if ("torch", 1) in r:
         print(f"{'torch DDP (gloo) step':24}{r['torch', 1]['step_ms']:10.2f}{r['torch', 2]['step_ms']:10.2f}")
     zero_two = r["zero", 2]["step_ms"]
-    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x replicated, {one / zero_two:.2f}x with ZeRO-1 (goal >= 1.8)")
+    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x replicated, {one / zero_two:.2f}x with ZeRO-1 (goal >= 1.8); "
+          f"forward + backward alone {r['compute', 1]['step_ms'] / r['compute', 2]['step_ms']:.2f}x")
     print(f"deterministic mode at world 2 costs {r['deterministic', 2]['step_ms'] / two:.2f}x the default step, "
           f"{r['deterministic', 2]['step_ms'] / r['accumulate', 2]['step_ms']:.2f}x the same micro-batches accumulated")
     print(f"comm wait / bare Allreduce at world 2: {r['mpigrad', 2]['wait_ms'] / r['allreduce', 2]['allreduce_ms']:.2f}"
