@@ -100,30 +100,28 @@ def _check_same_shape(pred, target, name):
         raise ValueError(f"{name}: prediction shape {pred.shape} differs from target shape {target.shape}")
 
 
-def mse_loss(pred, target):
-    """mean((pred - target)^2)"""
+def _residual(pred, target, name):
     pred = as_variable(pred)
     target = _target_like(target, pred)
-    _check_same_shape(pred, target, "mse_loss")
-    diff = ops.sub(pred, target)
+    _check_same_shape(pred, target, name)
+    return ops.sub(pred, target)
+
+
+def mse_loss(pred, target):
+    """mean((pred - target)^2)"""
+    diff = _residual(pred, target, "mse_loss")
     return ops.mean(ops.mul(diff, diff))
 
 
 def sse_loss(pred, target):
     """sum((pred - target)^2)"""
-    pred = as_variable(pred)
-    target = _target_like(target, pred)
-    _check_same_shape(pred, target, "sse_loss")
-    diff = ops.sub(pred, target)
+    diff = _residual(pred, target, "sse_loss")
     return ops.sum(ops.mul(diff, diff))
 
 
 def mae_loss(pred, target):
     """mean(|pred - target|)"""
-    pred = as_variable(pred)
-    target = _target_like(target, pred)
-    _check_same_shape(pred, target, "mae_loss")
-    return ops.mean(ops.abs(ops.sub(pred, target)))
+    return ops.mean(ops.abs(_residual(pred, target, "mae_loss")))
 
 
 def cross_entropy(logits, targets):

@@ -42,6 +42,14 @@ def make_buckets(groups, bucket_bytes):
     return buckets
 
 
+def sample_weight(comm, local_samples):
+    """n_r / N: this rank's share of the samples of the step (all ranks take part)."""
+    total = comm.allreduce_obj(local_samples)
+    if total <= 0:
+        raise ValueError(f"no samples went through DataParallel on any rank this step (got {total})")
+    return local_samples / total
+
+
 class BucketReducer:
     """Averages gradients over ranks, weighting each rank by its share of the samples."""
 
@@ -60,10 +68,7 @@ class BucketReducer:
 
     def start_pass(self, local_samples):
         """First gradient of a synchronising pass: learn the weights, reset the bucket counters."""
-        total = self.comm.allreduce_obj(local_samples)
-        if total <= 0:
-            raise ValueError(f"no samples went through DataParallel on any rank this step (got {total})")
-        self._weight = local_samples / total
+        self._weight = sample_weight(self.comm, local_samples)
         self._next = 0
         for b in self.buckets:
             b.pending, b.request = len(b.param_ids), None

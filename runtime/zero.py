@@ -11,6 +11,8 @@ import numpy as np
 from mpigrad.autograd import Variable
 from mpigrad.optim.kernels import sum_of_squares
 
+from .buckets import sample_weight
+
 
 def shard_bounds(n, size):
     """(counts, displacements) splitting n elements into `size` nearly equal contiguous shards."""
@@ -28,10 +30,7 @@ class ShardReducer:
         self.comm_time = 0.0
 
     def start_pass(self, local_samples):
-        total = self.comm.allreduce_obj(local_samples)
-        if total <= 0:
-            raise ValueError(f"no samples went through DataParallel on any rank this step (got {total})")
-        self._weight = local_samples / total
+        self._weight = sample_weight(self.comm, local_samples)
 
     def grad_ready(self, param):
         pass  # one reduce-scatter per buffer at the end: shards cut across parameters
