@@ -4,6 +4,8 @@ import contextlib
 
 import numpy as np
 
+from .grad_shapes import IndexGrad, unbroadcast
+
 _grad_enabled = True
 _pass_callbacks = None  # list while a backward pass runs, else None
 
@@ -186,7 +188,7 @@ def _collect(parent, pgrad, grads, owned, exclusive):
             owned.add(key)
         pgrad.add_to(previous)
         return
-    reduced = _unbroadcast(pgrad, parent.shape, parent.dtype)
+    reduced = unbroadcast(pgrad, parent.shape, parent.dtype)
     if reduced is not pgrad:  # a new sum or cast, or a read-only broadcast view
         exclusive = isinstance(reduced, np.ndarray) and reduced.base is None and reduced.flags.writeable
     pgrad = reduced
@@ -210,36 +212,6 @@ def _accumulate_leaf(leaf, grad, owned):
             leaf.grad += grad  # in place: the runtime's .grad may be a view into a flat buffer
     for hook in leaf._hooks or ():
         hook(leaf)
-
-
-class IndexGrad:
-    """The gradient of x[index]: zero except at index, so it is added in place, never densified per use."""
-
-    __slots__ = ("index", "value", "basic")
-
-    def __init__(self, index, value, basic):
-        self.index, self.value, self.basic = index, value, basic
-
-    def add_to(self, target):
-        if self.basic:
-            target[self.index] += self.value  # slices and integers never repeat an element
-        else:
-            np.add.at(target, self.index, self.value)  # repeated integer indices accumulate
-
-
-def _unbroadcast(grad, shape, dtype):
-    """Sum a gradient over the axes numpy broadcasting added, so it matches the input's shape."""
-    grad = np.asarray(grad)
-    if grad.shape != shape:
-        extra = grad.ndim - len(shape)
-        if extra > 0:
-            grad = grad.sum(axis=tuple(range(extra)))
-        stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-        if stretched:
-            grad = grad.sum(axis=stretched, keepdims=True)
-        if grad.shape != shape:
-            grad = np.broadcast_to(grad, shape)
-    return grad if grad.dtype == dtype else grad.astype(dtype)
 
 
 def make_result(data, parents, backward, op):

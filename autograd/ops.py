@@ -1,11 +1,13 @@
 """Core ops, each a forward computation plus the closure that maps the output grad to input grads.
 
-Broadcast inputs receive full-shape gradients here; engine._unbroadcast reduces them.
+Broadcast inputs receive full-shape gradients here; grad_shapes.unbroadcast reduces them.
 """
 
 import numpy as np
 
-from .engine import IndexGrad, Variable, as_variable, make_result
+from .engine import Variable, as_variable, make_result
+from .grad_shapes import IndexGrad
+from .unary_ops import abs, clip, exp, log, relu, sigmoid, sqrt, tanh  # noqa: F401  (re-exported)
 
 
 def _pair(a, b, op):
@@ -188,58 +190,6 @@ def transpose(a, *axes):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
     inverse = tuple(np.argsort(axes))
     return make_result(np.transpose(a.data, axes), (a,), lambda g: (np.transpose(g, inverse),), "transpose")
-
-
-def exp(a):
-    """e^a"""
-    a = as_variable(a)
-    out = np.exp(a.data)
-    return make_result(out, (a,), lambda g: (g * out,), "exp")
-
-
-def log(a):
-    """natural log; d/da = 1/a"""
-    a = as_variable(a)
-    return make_result(np.log(a.data), (a,), lambda g: (g / a.data,), "log")
-
-
-def sqrt(a):
-    """a^(1/2); d/da = 1 / (2 sqrt a)"""
-    a = as_variable(a)
-    out = np.sqrt(a.data)
-    return make_result(out, (a,), lambda g: (g / (2 * out),), "sqrt")
-
-
-def abs(a):
-    """|a|; d/da = sign(a)"""
-    return make_result(np.abs(a.data), (a,), lambda g: (g * np.sign(a.data),), "abs")
-
-
-def clip(a, lo=None, hi=None):
-    """a limited to [lo, hi]; the grad passes only where a is inside the range"""
-    out = np.clip(a.data, lo, hi)
-    return make_result(out, (a,), lambda g: (g * (out == a.data),), "clip")
-
-
-def relu(a):
-    """max(a, 0)"""
-    a = as_variable(a)
-    out = np.maximum(a.data, 0)
-    return make_result(out, (a,), lambda g: (g * (a.data > 0),), "relu")
-
-
-def tanh(a):
-    """tanh a; d/da = 1 - tanh^2 a"""
-    a = as_variable(a)
-    out = np.tanh(a.data)
-    return make_result(out, (a,), lambda g: (g * (1 - out * out),), "tanh")
-
-
-def sigmoid(a):
-    """1 / (1 + e^-a), computed as exp(-log(1 + e^-a)) so large |a| never overflows"""
-    a = as_variable(a)
-    out = np.exp(-np.logaddexp(0, -a.data)).astype(a.dtype, copy=False)
-    return make_result(out, (a,), lambda g: (g * out * (1 - out),), "sigmoid")
 
 
 def _install_methods():
