@@ -54,3 +54,17 @@ def sgd_reference(p, grads, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
         p = p - lr * g
         out.append(p)
     return out
+
+
+def step_beside_torch(torch, params, ours, theirs_class, kw, steps=4):
+    """Give both optimizers the same random grads for `steps` steps; return torch's parameters."""
+    ref = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
+    theirs = theirs_class(ref, **kw)
+    for t in range(steps):
+        rng = np.random.default_rng(t)
+        for p, q in zip(params, ref):
+            p.grad = rng.standard_normal(p.data.shape)
+            q.grad = torch.tensor(p.grad.copy())
+        ours.step()
+        theirs.step()
+    return [q.detach().numpy() for q in ref]

@@ -3,7 +3,7 @@ import pytest
 
 from mpigrad.autograd import Variable
 from mpigrad.optim import Adam, AdamW, adam_update
-from optim_helpers import adam_reference, make_params, run
+from optim_helpers import adam_reference, make_params, run, step_beside_torch
 
 # Values of the rearranged kernel agree with the literal formula up to a few float64 roundings.
 RTOL = 1e-12
@@ -134,16 +134,8 @@ def test_kernel_rejects_bad_shapes_and_step():
 def test_matches_torch_when_available(decoupled):
     torch = pytest.importorskip("torch")
     params = make_params(3)
-    ref = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
     kw = dict(lr=0.01, weight_decay=0.05, eps=1e-7)
     ours = (AdamW if decoupled else Adam)(params, **kw)
-    theirs = (torch.optim.AdamW if decoupled else torch.optim.Adam)(ref, **kw)
-    for t in range(4):
-        rng = np.random.default_rng(t)
-        for p, q in zip(params, ref):
-            p.grad = rng.standard_normal(p.data.shape)
-            q.grad = torch.tensor(p.grad.copy())
-        ours.step()
-        theirs.step()
-    for p, q in zip(params, ref):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-15)
+    theirs = step_beside_torch(torch, params, ours, torch.optim.AdamW if decoupled else torch.optim.Adam, kw)
+    for p, q in zip(params, theirs):
+        np.testing.assert_allclose(p.data, q, rtol=1e-12, atol=1e-15)

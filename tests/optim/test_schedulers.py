@@ -87,13 +87,19 @@ def test_plateau_matches_torch_when_available(kw):
     assert plateau_lrs(metrics, **kw) == pytest.approx(expected, rel=1e-12)
 
 
-def test_cosine_with_warmup():
-    o = opt(1.0)
-    sched = CosineLR(o, total_steps=10, warmup_steps=2, min_lr=0.1)
+def cosine_lrs(base_lr, steps, **kw):
+    """The learning rate before the first step and after each of `steps` CosineLR steps."""
+    o = opt(base_lr)
+    sched = CosineLR(o, **kw)
     lrs = [o.learning_rate]
-    for _ in range(12):
+    for _ in range(steps):
         sched.step()
         lrs.append(o.learning_rate)
+    return lrs
+
+
+def test_cosine_with_warmup():
+    lrs = cosine_lrs(1.0, 12, total_steps=10, warmup_steps=2, min_lr=0.1)
     assert lrs[:3] == [0.5, 1.0, 1.0]
     for t in range(2, 10):
         assert lrs[t] == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi * (t - 2) / 8)) / 2, rel=1e-12)
@@ -103,23 +109,13 @@ def test_cosine_with_warmup():
 
 
 def test_cosine_without_warmup_starts_at_base():
-    o = opt(0.3)
-    sched = CosineLR(o, total_steps=4)
-    lrs = [o.learning_rate]
-    for _ in range(4):
-        sched.step()
-        lrs.append(o.learning_rate)
+    lrs = cosine_lrs(0.3, 4, total_steps=4)
     assert lrs[0] == 0.3 and lrs[4] == 0.0
     assert lrs[2] == pytest.approx(0.15)
 
 
 def test_cosine_warmup_longer_than_total():
-    o = opt(1.0)
-    sched = CosineLR(o, total_steps=2, warmup_steps=4, min_lr=0.1)
-    lrs = [o.learning_rate]
-    for _ in range(5):
-        sched.step()
-        lrs.append(o.learning_rate)
+    lrs = cosine_lrs(1.0, 5, total_steps=2, warmup_steps=4, min_lr=0.1)
     assert lrs == [0.25, 0.5, 0.75, 1.0, 0.1, 0.1]
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from mpigrad.autograd import Variable
 from mpigrad.optim import SGD
-from optim_helpers import make_params, sgd_reference
+from optim_helpers import make_params, sgd_reference, step_beside_torch
 
 GRADS = [np.array([0.1, -0.2, 0.3]), np.array([-0.4, 0.5, 0.05]), np.array([0.7, 0.0, -0.6])]
 P0 = np.array([0.5, -1.5, 2.0])
@@ -58,15 +58,7 @@ def test_no_momentum_keeps_no_state():
 def test_matches_torch_when_available():
     torch = pytest.importorskip("torch")
     params = make_params(4)
-    ref = [torch.nn.Parameter(torch.tensor(p.data.copy())) for p in params]
     kw = dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.01)
-    ours, theirs = SGD(params, **kw), torch.optim.SGD(ref, **kw)
-    for t in range(4):
-        rng = np.random.default_rng(t)
-        for p, q in zip(params, ref):
-            p.grad = rng.standard_normal(p.data.shape)
-            q.grad = torch.tensor(p.grad.copy())
-        ours.step()
-        theirs.step()
-    for p, q in zip(params, ref):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-13, atol=1e-15)
+    theirs = step_beside_torch(torch, params, SGD(params, **kw), torch.optim.SGD, kw)
+    for p, q in zip(params, theirs):
+        np.testing.assert_allclose(p.data, q, rtol=1e-13, atol=1e-15)
