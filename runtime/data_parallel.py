@@ -19,11 +19,16 @@ class DataParallel:
     the end of the buffers, roughly the order backward finishes them, so the first all-reduces
     run while backward continues. n_r counts the samples this rank passed through dp(...) since the
     last synchronisation (the leading dimension of the first argument).
+
+    deterministic=True sums micro-batch gradients along one fixed tree (tree_reduce.py);
+    micro_batches=K, the micro-batches of a step over all ranks, lets every world size that
+    divides K give one process's bits (without it each rank must run a power-of-two count).
     """
 
-    def __init__(self, module, comm=None, bucket_mb=None, deterministic=False):
+    def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None):
         self.module = module
         self.comm = comm if comm is not None else init()
+        _check_micro_batches(micro_batches, deterministic, self.comm.size)
         named = list(module.named_parameters())
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
@@ -33,7 +38,7 @@ class DataParallel:
         self.deterministic = bool(deterministic)
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
-            self.reducer = TreeReducer(self.groups, self.comm)
+            self.reducer = TreeReducer(self.groups, self.comm, micro_batches)
         else:
             self.reducer = BucketReducer(self.groups, self.comm, bucket_mb)
         for _, p in named:
@@ -91,3 +96,14 @@ class DataParallel:
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
+
+
+def _check_micro_batches(micro_batches, deterministic, world_size):
+    """Before any collective, so every rank raises the same error."""
+    if micro_batches is None:
+        return
+    if not deterministic:
+        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} only applies with deterministic=True")
+    if not (isinstance(micro_batches, int) and micro_batches > 0 and micro_batches % world_size == 0):
+        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} must be a positive multiple of the "
+                         f"world size {world_size}")

@@ -47,7 +47,8 @@ class Job:
         except ValueError as e:
             raise ConfigError(f"data {self.data.source}: {e}") from None
         self.model = build_model(cfg, self.data)
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic)
+        micro_batches = cfg.global_batch // cfg.micro_batch if cfg.deterministic else None
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
                                  min_lr=cfg.min_lr)

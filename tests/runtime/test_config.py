@@ -106,12 +106,11 @@ def test_batch_divisibility():
     load_config(None, ["global_batch=24", "micro_batch=8"], world_size=3)
 
 
-def test_deterministic_needs_power_of_two_micro_batches_per_rank():
+def test_deterministic_takes_every_world_size_that_divides_the_micro_batches():
     overrides = ["global_batch=48", "micro_batch=8", "deterministic=true"]
-    load_config(None, overrides, world_size=1)  # one rank follows the global tree for any count
-    assert "power-of-two number of micro-batches per rank, got 6/2 = 3" in error_of(overrides, world_size=2)
-    load_config(None, overrides, world_size=3)  # 6/3 = 2: each rank owns a whole subtree
-    load_config(None, overrides[:2] + ["deterministic=true", "global_batch=32"], world_size=4)
+    for world_size in (1, 2, 3, 6):
+        load_config(None, overrides, world_size=world_size)
+    assert "6 micro-batches cannot be split evenly over 4 ranks" in error_of(overrides, world_size=4)
 
 
 def test_cross_key_checks():

@@ -16,3 +16,14 @@ def test_final_parameters_identical_across_world_sizes_and_runs(tmp_path):
 def test_unsupported_world_size_is_refused(tmp_path):
     code, _, err, _ = train(3, tmp_path / "w3", timeout=60)
     assert code == 2 and "cannot be split evenly over 3 ranks" in err
+
+
+def test_every_world_size_dividing_the_micro_batches_gives_the_same_bits(tmp_path):
+    # K = 12 / 2 = 6 micro-batches: 3 per rank at world 2 (not one whole subtree), 2 at world 3
+    files = {}
+    for world in (1, 2, 3):
+        code, _, err, _ = train(world, tmp_path / f"w{world}", "steps=3", "global_batch=12", "checkpoint_every=0",
+                                "eval_every=0", "dtype=\"float64\"", timeout=240)
+        assert code == 0, err
+        files[world] = (tmp_path / f"w{world}" / "final.npz").read_bytes()
+    assert files[1] == files[2] == files[3]
