@@ -100,11 +100,16 @@ def _check_same_shape(pred, target, name):
         raise ValueError(f"{name}: prediction shape {pred.shape} differs from target shape {target.shape}")
 
 
-def _residual(pred, target, name):
+def _pred_and_target(pred, target, name):
+    """Both as Variables of pred's float dtype, checked to have one shape."""
     pred = as_variable(pred)
     target = _target_like(target, pred)
     _check_same_shape(pred, target, name)
-    return ops.sub(pred, target)
+    return pred, target
+
+
+def _residual(pred, target, name):
+    return ops.sub(*_pred_and_target(pred, target, name))
 
 
 def mse_loss(pred, target):
@@ -156,9 +161,7 @@ def _check_targets(logits, t):
 
 def binary_cross_entropy_with_logits(logits, targets):
     """mean(max(x, 0) - x t + log(1 + e^-|x|)); d = (sigmoid(x) - t) / N"""
-    logits = as_variable(logits)
-    targets = _target_like(targets, logits)
-    _check_same_shape(logits, targets, "binary_cross_entropy_with_logits")
+    logits, targets = _pred_and_target(logits, targets, "binary_cross_entropy_with_logits")
     x, t = logits.data, targets.data.astype(logits.dtype, copy=False)
     count = x.size
     loss = np.sum(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))) / count

@@ -19,12 +19,12 @@ buffers, or build an optimizer over Variables whose .data are 1-D slices of the 
 from .adam import Adam, AdamW
 from .flat import FlatGroup, flatten_parameters
 from .kernels import Scratch, adam_update, sgd_update, sum_of_squares
-from .optimizer import Optimizer
+from .optimizer import Optimizer, clip_scale
 from .schedulers import CosineLR, LRScheduler, ReduceLROnPlateau, StepLR
 from .sgd import SGD
 
 __all__ = [
-    "Optimizer", "Adam", "AdamW", "SGD",
+    "Optimizer", "Adam", "AdamW", "SGD", "clip_scale",
     "LRScheduler", "StepLR", "ReduceLROnPlateau", "CosineLR",
     "FlatGroup", "flatten_parameters",
     "adam_update", "sgd_update", "sum_of_squares", "Scratch",

@@ -1,7 +1,7 @@
 """Adam (classical L2 weight decay) and AdamW (decoupled weight decay)."""
 
 from .kernels import adam_update
-from .optimizer import Optimizer, check_arg, is_real
+from .optimizer import Optimizer, check_arg, check_nonneg, is_real
 
 
 class Adam(Optimizer):
@@ -27,8 +27,7 @@ class Adam(Optimizer):
         for name, value in (("beta1", beta1), ("beta2", beta2)):
             check_arg(owner, name, value, is_real(value) and 0 <= value < 1, "is outside [0, 1)")
         check_arg(owner, "eps", eps, is_real(eps) and eps > 0, "must be > 0")
-        check_arg(owner, "weight_decay", weight_decay, is_real(weight_decay) and weight_decay >= 0,
-                  "must be >= 0")
+        check_nonneg(owner, "weight_decay", weight_decay)
         self.learning_rate = lr
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.weight_decay, self.eps = float(weight_decay), float(eps)

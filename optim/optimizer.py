@@ -22,6 +22,16 @@ def check_arg(owner, name, value, ok, rule):
         raise ValueError(f"{owner}: {name}={value!r} {rule}")
 
 
+def check_nonneg(owner, name, value):
+    """Raise ValueError("Owner: name=value must be >= 0") unless value is a real number >= 0."""
+    check_arg(owner, name, value, is_real(value) and value >= 0, "must be >= 0")
+
+
+def clip_scale(norm, max_norm):
+    """The factor clip_grad_norm scales gradients by: max_norm / (norm + 1e-6) above max_norm, else 1."""
+    return float(max_norm) / (norm + 1e-6) if norm > max_norm else 1.0
+
+
 class Optimizer:
     """Holds params (a list of Variables) and a learning rate; subclasses define _update()."""
 
@@ -47,7 +57,7 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        check_arg(type(self).__name__, "lr", value, is_real(value) and value >= 0, "must be >= 0")
+        check_nonneg(type(self).__name__, "lr", value)
         self._lr = float(value)
 
     def hyperparams(self):
@@ -101,10 +111,10 @@ class Optimizer:
         total_norm, when given, is used instead of grad_norm() (e.g. a norm over all ranks).
         """
         name = f"{type(self).__name__}.clip_grad_norm"
-        check_arg(name, "max_norm", max_norm, is_real(max_norm) and max_norm >= 0, "must be >= 0")
+        check_nonneg(name, "max_norm", max_norm)
         norm = self.grad_norm() if total_norm is None else float(total_norm)
         if norm > max_norm:
-            scale = float(max_norm) / (norm + 1e-6)
+            scale = clip_scale(norm, max_norm)
             for g in self._grad_buffers():
                 np.multiply(g, scale, out=g)
         return norm

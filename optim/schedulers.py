@@ -2,16 +2,12 @@
 
 import math
 
-from .optimizer import check_arg, is_real
+from .optimizer import check_arg, check_nonneg, is_real
 
 
 def _check_int(owner, name, value, low):
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
     check_arg(owner, name, value, ok, f"must be an integer >= {low}")
-
-
-def _check_nonneg(owner, name, value):
-    check_arg(owner, name, value, is_real(value) and value >= 0, "must be >= 0")
 
 
 class LRScheduler:
@@ -64,7 +60,7 @@ class ReduceLROnPlateau(LRScheduler):
         _check_int(owner, "patience", patience, 0)
         _check_int(owner, "cooldown", cooldown, 0)
         for name, value in (("threshold", threshold), ("min_lr", min_lr), ("eps", eps)):
-            _check_nonneg(owner, name, value)
+            check_nonneg(owner, name, value)
         super().__init__(optimizer)
         self.mode, self.threshold_mode, self.factor = mode, threshold_mode, float(factor)
         self.patience, self.cooldown, self.threshold = patience, cooldown, float(threshold)
@@ -114,7 +110,7 @@ class CosineLR(LRScheduler):
     def __init__(self, optimizer, total_steps, warmup_steps=0, min_lr=0.0):
         _check_int("CosineLR", "total_steps", total_steps, 1)
         _check_int("CosineLR", "warmup_steps", warmup_steps, 0)
-        _check_nonneg("CosineLR", "min_lr", min_lr)
+        check_nonneg("CosineLR", "min_lr", min_lr)
         base = optimizer.learning_rate
         check_arg("CosineLR", "min_lr", min_lr, min_lr <= base, f"exceeds the optimizer's lr={base!r}")
         super().__init__(optimizer)

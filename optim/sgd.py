@@ -1,7 +1,7 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay."""
 
 from .kernels import sgd_update
-from .optimizer import Optimizer, check_arg, is_real
+from .optimizer import Optimizer, check_nonneg
 
 
 class SGD(Optimizer):
@@ -17,9 +17,8 @@ class SGD(Optimizer):
                 "weight_decay": self.weight_decay}
 
     def _set_hyperparams(self, lr, momentum, nesterov, weight_decay):
-        check_arg("SGD", "momentum", momentum, is_real(momentum) and momentum >= 0, "must be >= 0")
-        check_arg("SGD", "weight_decay", weight_decay, is_real(weight_decay) and weight_decay >= 0,
-                  "must be >= 0")
+        check_nonneg("SGD", "momentum", momentum)
+        check_nonneg("SGD", "weight_decay", weight_decay)
         if nesterov and not momentum > 0:
             raise ValueError(f"SGD: nesterov=True needs momentum > 0, got momentum={momentum!r}")
         if "slots" in vars(self) and bool(momentum) != bool(self.slots):

@@ -8,8 +8,6 @@ import os
 import sys
 import traceback
 
-import numpy as np
-
 _comm = None  # the process's Comm once init() ran
 
 
@@ -55,12 +53,6 @@ class Comm:
         """Start an in-place sum over ranks; returns the request to Wait on."""
         return self.mpi.Iallreduce(_in_place(), array, op=_mpi_op("sum"))
 
-    def Allgather(self, array):
-        """(n,) from every rank -> (size, n) in rank order."""
-        out = np.empty((self.size, *array.shape), array.dtype)
-        self.mpi.Allgather(np.ascontiguousarray(array), out)
-        return out
-
     def Reduce_scatter(self, send, recv, counts):
         """recv <- this rank's block (sizes `counts`, in rank order) of the sum over ranks of send."""
         self.mpi.Reduce_scatter(send, recv, recvcounts=counts, op=_mpi_op("sum"))
@@ -69,9 +61,6 @@ class Comm:
         """Every rank's block array[displs[r]:displs[r]+counts[r]] is copied to all ranks."""
         from mpi4py.util.dtlib import from_numpy_dtype
         self.mpi.Allgatherv(_in_place(), [array, counts, displs, from_numpy_dtype(array.dtype)])
-
-    def Sendrecv(self, send, partner, recv):
-        self.mpi.Sendrecv(send, dest=partner, recvbuf=recv, source=partner)
 
     def bcast_obj(self, obj, root=0):
         return self.mpi.bcast(obj, root=root)
@@ -104,9 +93,6 @@ class SerialComm(Comm):
 
     def Iallreduce(self, array):
         return _DoneRequest()
-
-    def Allgather(self, array):
-        return np.array(array)[None]
 
     def Reduce_scatter(self, send, recv, counts):
         recv[...] = send

@@ -73,7 +73,4 @@ def build_model(cfg, data):
         model = CharTransformer(len(data.vocab), cfg.context, cfg.d_model, cfg.num_heads, cfg.num_layers)
     else:
         model = Classifier(data.features, cfg.hidden, data.classes, cfg.activation)
-    dtype = np.dtype(cfg.dtype)
-    for p in model.parameters():
-        p.data = p.data.astype(dtype, copy=False)
-    return model
+    return model.to(np.dtype(cfg.dtype))

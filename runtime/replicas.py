@@ -32,20 +32,21 @@ def replica_digests(dp, optimizer=None):
     """(label, digest) of every parameter and every optimizer state array, in a fixed order."""
     items = [(dp.names[id(p)], _digest(p.data)) for g in dp.groups for p in g.params]
     if optimizer is not None:
-        for key, value in _flat_state(optimizer.state_dict()):
-            items.append((f"optimizer state {key}", _digest(value)))
+        for key, value in state_leaves(optimizer.state_dict()):
+            items.append((f"optimizer state {key}", _digest(np.asarray(value))))
     return items
 
 
-def _flat_state(state, prefix=""):
+def state_leaves(state, prefix=""):
+    """(dotted key, value) of every leaf of a nested state dict, in sorted key order."""
     if isinstance(state, dict):
         for key in sorted(state, key=str):
-            yield from _flat_state(state[key], f"{prefix}{key}.")
+            yield from state_leaves(state[key], f"{prefix}{key}.")
     elif isinstance(state, (list, tuple)):
         for i, value in enumerate(state):
-            yield from _flat_state(value, f"{prefix}{i}.")
+            yield from state_leaves(value, f"{prefix}{i}.")
     else:
-        yield prefix.rstrip("."), np.asarray(state)
+        yield prefix.rstrip("."), state
 
 
 def check_replicas(dp, optimizer=None):

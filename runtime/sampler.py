@@ -5,6 +5,13 @@ import numpy as np
 from .comm import current_comm
 
 
+def epoch_order(num_samples, seed, epoch, shuffle):
+    """The sample order of an epoch: a permutation seeded by (seed, epoch), or 0..n-1."""
+    if not shuffle:
+        return np.arange(num_samples)
+    return np.random.default_rng([seed, epoch]).permutation(num_samples)
+
+
 class DistributedSampler:
     """Rank r of P iterates order[r::P] of a seed+epoch permutation, padded by wrapping or cut (drop_last)."""
 
@@ -27,10 +34,7 @@ class DistributedSampler:
 
     def indices(self):
         """This rank's indices for the current epoch, in order."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_samples)
-        else:
-            order = np.arange(self.num_samples)
+        order = epoch_order(self.num_samples, self.seed, self.epoch, self.shuffle)
         total = self.per_rank * self.comm.size
         order = np.resize(order, total)  # wraps around to pad, or cuts when drop_last
         return order[self.comm.rank::self.comm.size]
@@ -75,8 +79,7 @@ class GlobalBatches:
         epoch, k = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            rng = np.random.default_rng([self.seed, epoch])
-            self._order = rng.permutation(self.num_samples) if self.shuffle else np.arange(self.num_samples)
+            self._order = epoch_order(self.num_samples, self.seed, epoch, self.shuffle)
         return self._order[k * self.global_batch:(k + 1) * self.global_batch]
 
     def rank_block(self, step, rank, size):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from mpigrad.autograd import no_grad
-from mpigrad.optim import Adam, CosineLR
+from mpigrad.optim import Adam, CosineLR, clip_scale
 
 from .checkpoint import CheckpointError
 from .comm import init
@@ -47,8 +47,9 @@ class Job:
         except ValueError as e:
             raise ConfigError(f"data {self.data.source}: {e}") from None
         self.model = build_model(cfg, self.data)
-        micro_batches = cfg.global_batch // cfg.micro_batch if cfg.deterministic else None
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
+        micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic,
+                               micro_batches=micro_batches if cfg.deterministic else None)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
                                  min_lr=cfg.min_lr)
@@ -62,7 +63,7 @@ class Job:
         tokens = cfg.context if cfg.model == "transformer" else 1
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
                                  unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
-        self.micro_batches = cfg.global_batch // cfg.micro_batch // comm.size
+        self.micro_batches = micro_batches // comm.size  # this rank's share
 
     def run(self):
         shutdown = Shutdown(self.comm)
@@ -117,7 +118,7 @@ class Job:
                 self.optimizer.clip_grad_norm(cfg.clip_norm, total_norm=norm)
             self.optimizer.step()
         self.schedule.step()
-        clipped = norm * cfg.clip_norm / (norm + 1e-6) if 0 < cfg.clip_norm < norm else norm
+        clipped = norm * clip_scale(norm, cfg.clip_norm) if cfg.clip_norm > 0 else norm
         step_time = time.perf_counter() - start
         row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
                    comm_time=self.dp.comm_time, samples_per_s=cfg.global_batch / step_time,

@@ -12,6 +12,7 @@ from mpigrad.autograd import Variable
 from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import sample_weight
+from .replicas import state_leaves
 
 
 def shard_bounds(n, size):
@@ -23,9 +24,8 @@ def shard_bounds(n, size):
 class ShardReducer:
     """Reduce-scatter of each flat gradient buffer, weighted by sample share like BucketReducer."""
 
-    def __init__(self, groups, comm, shard_grads):
-        self.groups, self.comm, self.shard_grads = groups, comm, shard_grads
-        self.bounds = [shard_bounds(g.size, comm.size) for g in groups]
+    def __init__(self, groups, comm, shard_grads, bounds):
+        self.groups, self.comm, self.shard_grads, self.bounds = groups, comm, shard_grads, bounds
         self._weight = 1.0
         self.comm_time = 0.0
 
@@ -53,14 +53,14 @@ class ZeroOptimizer:
                              "use a replicated optimizer with deterministic=True")
         self.dp, self.comm = dp, dp.comm
         self.shards = []
-        for g in dp.groups:
-            counts, displs = shard_bounds(g.size, self.comm.size)
+        self.bounds = [shard_bounds(g.size, self.comm.size) for g in dp.groups]
+        for g, (counts, displs) in zip(dp.groups, self.bounds):
             lo = displs[self.comm.rank]
             shard = Variable(g.data[lo:lo + counts[self.comm.rank]], requires_grad=True)
             shard.grad = np.zeros(counts[self.comm.rank], g.dtype)
             self.shards.append(shard)
         self.optimizer = optimizer_class(self.shards, **hyper)
-        dp.reducer = ShardReducer(dp.groups, self.comm, [s.grad for s in self.shards])
+        dp.reducer = ShardReducer(dp.groups, self.comm, [s.grad for s in self.shards], self.bounds)
 
     @property
     def learning_rate(self):
@@ -86,8 +86,7 @@ class ZeroOptimizer:
 
     def step(self):
         self.optimizer.step()
-        for g in self.dp.groups:
-            counts, displs = shard_bounds(g.size, self.comm.size)
+        for g, (counts, displs) in zip(self.dp.groups, self.bounds):
             self.comm.Allgatherv_in_place(g.data, counts, displs)
 
     def state_dict(self):
@@ -102,15 +101,5 @@ class ZeroOptimizer:
 
     def state_bytes(self):
         """Bytes of optimizer state this rank holds."""
-        return sum(v.nbytes for v in _arrays(self.optimizer.state_dict()))
+        return sum(v.nbytes for _, v in state_leaves(self.optimizer.state_dict()) if isinstance(v, np.ndarray))
 
-
-def _arrays(value):
-    if isinstance(value, np.ndarray):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _arrays(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _arrays(v)

@@ -10,11 +10,11 @@ import os
 os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from mpigrad.autograd import cross_entropy, nn  # noqa: E402
+from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
 
 SIZES, BATCH = [784, 1024, 1024, 10], 256
 
@@ -87,16 +87,7 @@ def main():
         "autograd+zero_grad": lambda: autograd_step(model, x, y, accumulate=True),
         "raw numpy": lambda: raw_step(params, x, y),
     }
-    for _ in range(args.warmup):
-        for step in steps.values():
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(args.reps):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    med = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    med = interleaved_medians(steps, args.reps, args.warmup)
     print(f"MLP {'-'.join(map(str, SIZES))} relu float32 batch {BATCH}, forward+backward, 1 BLAS thread, "
           f"{args.reps} interleaved reps")
     for name, ms in med.items():

@@ -15,14 +15,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from mpigrad.autograd import Variable  # noqa: E402
 from mpigrad.optim import Adam, Scratch, adam_update, flatten_parameters  # noqa: E402
 from mpigrad.optim.kernels import CHUNK_BYTES  # noqa: E402
+from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
 
 N_TENSORS, SIZE = 10, 1_000_000
 
@@ -98,18 +97,11 @@ def main():
     parser.add_argument("--only", nargs="*", help="run only variants whose name contains one of these")
     args = parser.parse_args()
     tuned = keep_freed_memory()
-    variants = {**numpy_variants(), **torch_variants()}
+    torch_rows = torch_variants()
+    variants = {**numpy_variants(), **torch_rows}
     if args.only:
         variants = {k: f for k, f in variants.items() if any(s in k for s in args.only)}
-    for fn in variants.values():
-        fn()  # warm-up: page faults, lazy state
-    times = {name: [] for name in variants}
-    for _ in range(args.reps):
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    ms = interleaved_medians(variants, args.reps, warmup=1)  # warm-up: page faults, lazy state
     print(f"Adam.step, {N_TENSORS} x {SIZE} float32, 1 thread, median of {args.reps} "
           f"(default chunk {CHUNK_BYTES // 1024} KB, malloc tuned: {tuned})")
     for name, t in ms.items():
@@ -118,7 +110,7 @@ def main():
     for ref in ("torch default", "torch fused"):
         if ref in ms and ours is not None:
             print(f"  mpigrad flat / {ref}: {ours / ms[ref]:.2f}")
-    if "torch default" not in ms:
+    if not torch_rows:
         print("  (torch not installed: no comparison)")
 
 

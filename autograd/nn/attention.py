@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..engine import Variable
+from ..engine import as_variable
 from . import init
 from .layers import Linear
 from .module import Module
@@ -31,7 +31,7 @@ class MultiHeadAttention(Module):
         self.out = Linear(d_model, d_model, bias, rng, dtype)
 
     def forward(self, x):
-        x = x if isinstance(x, Variable) else Variable(np.asarray(x))
+        x = as_variable(x)
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MultiHeadAttention: input shape {x.shape} is not (batch, time, {self.d_model})")
         batch, time, _ = x.shape

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..engine import Variable
+from ..engine import Variable, as_variable
 from . import init
 from .functional import linear
 from .module import Module
@@ -32,7 +32,7 @@ class _Recurrent(Module):
 
     def forward(self, x, h0=None):
         """x (batch, time, input) -> (outputs (batch, time, hidden), last hidden (batch, hidden))."""
-        x = x if isinstance(x, Variable) else Variable(np.asarray(x))
+        x = as_variable(x)
         if x.ndim != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: input shape {x.shape} is not "
                              f"(batch, time, {self.input_size})")
@@ -40,7 +40,7 @@ class _Recurrent(Module):
         if h0 is None:
             h = Variable(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))
         else:
-            h = h0 if isinstance(h0, Variable) else Variable(np.asarray(h0))
+            h = as_variable(h0)
             if h.shape != (batch, self.hidden_size):
                 raise ValueError(f"{type(self).__name__}: h0 shape {h.shape} is not ({batch}, {self.hidden_size})")
         projected = linear(x, self.weight_ih, self.bias_ih)  # every time step's input term in one matmul

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mpigrad.autograd import Variable
-from mpigrad.optim import Adam, flatten_parameters
+from mpigrad.optim import Adam, clip_scale, flatten_parameters
 from optim_helpers import make_params
 
 
@@ -67,6 +67,11 @@ def test_clip_grad_norm_scales_when_exceeding():
     assert opt.clip_grad_norm(1.0) == 5.0
     scale = 1.0 / (5.0 + 1e-6)
     assert params[0].grad[0] == 3.0 * scale and params[1].grad[0] == 4.0 * scale
+
+
+def test_clip_scale_is_the_factor_clipping_applies():
+    assert clip_scale(5.0, 1.0) == 1.0 / (5.0 + 1e-6)
+    assert clip_scale(5.0, 5.0) == 1.0 and clip_scale(0.5, 1.0) == 1.0
 
 
 def test_clip_grad_norm_leaves_small_grads_alone():
