@@ -1,5 +1,6 @@
 """SIGKILL of one rank ends the job; resuming from the last checkpoint reaches the same bits."""
 
+import contextlib
 import json
 import os
 import signal
@@ -15,11 +16,24 @@ from test_train_cli import TINY, train
 LONG = [*TINY, "steps=200", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
 
 
-def start(out, *extra):
+@contextlib.contextmanager
+def started(out, *extra):
+    """A 2-rank training job in the background; stopped at the end even when the test fails."""
     sets = [a for item in [*LONG, *extra] for a in ("--set", item)]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "mpigrad", "train", "--quiet",
-                             "--out", str(out), *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    with open(f"{out}.log", "wb") as log:  # a file, not a pipe nobody reads that could fill and block the job
+        job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "mpigrad", "train", "--quiet",
+                                "--out", str(out), *sets], stdout=log, stderr=log, env=env)
+    try:
+        yield job
+    finally:
+        if job.poll() is None:
+            job.terminate()  # mpiexec forwards SIGTERM to the ranks
+            try:
+                job.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                job.kill()
+                job.wait(timeout=30)
 
 
 def ranks_of(out):
@@ -60,9 +74,9 @@ def kill_one_rank(out, job):
 def test_sigkill_of_a_rank_ends_the_job_and_resume_is_bitwise(tmp_path):
     code, _, err, _ = train(2, tmp_path / "straight", *LONG[len(TINY):])
     assert code == 0, err
-    job = start(tmp_path / "killed")
-    wait_for_step(tmp_path / "killed", 10)
-    seconds = kill_one_rank(tmp_path / "killed", job)
+    with started(tmp_path / "killed") as job:
+        wait_for_step(tmp_path / "killed", 10)
+        seconds = kill_one_rank(tmp_path / "killed", job)
     assert job.returncode != 0 and seconds < 10, f"exit {job.returncode} after {seconds:.1f} s"
     assert not ranks_of(tmp_path / "killed"), "a rank is still running"
     assert not (tmp_path / "killed" / "final.npz").exists()
@@ -73,10 +87,10 @@ def test_sigkill_of_a_rank_ends_the_job_and_resume_is_bitwise(tmp_path):
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_nonzero(tmp_path):
-    job = start(tmp_path / "term")
-    step = wait_for_step(tmp_path / "term", 6)
-    job.send_signal(signal.SIGTERM)
-    job.wait(timeout=30)
+    with started(tmp_path / "term") as job:
+        step = wait_for_step(tmp_path / "term", 6)
+        job.send_signal(signal.SIGTERM)
+        job.wait(timeout=30)
     assert job.returncode != 0
     assert not ranks_of(tmp_path / "term"), "a rank is still running"
     saved = sorted(p.name for p in (tmp_path / "term" / "checkpoints").iterdir())
