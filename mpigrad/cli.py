@@ -1,7 +1,50 @@
-"""Console entry point; the command implementations live in mpigrad.runtime."""
+"""The `mpigrad` command: argument parsing and exit codes of its subcommands."""
+
+import argparse
+import sys
+
+from .config import ConfigError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="mpigrad", description="Data-parallel training of numpy models on MPI.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model (run under `mpiexec -n N` for N ranks)",
+                                description="Train the built-in default job, or the job a TOML config describes.")
+    train.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (defaults otherwise)")
+    train.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                       help="override one config key; VALUE is a TOML value (repeatable)")
+    train.add_argument("--out", metavar="DIR", default="runs/train",
+                       help="directory for metrics.jsonl, config.toml, checkpoints and final.npz (default: %(default)s)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run=_train)
+
+    plot = commands.add_parser("plot", help="plot the loss curves of training runs into a PNG",
+                               description="Overlay the loss curves of one or more `mpigrad train --out` directories.")
+    plot.add_argument("dirs", nargs="+", metavar="DIR", help="run directories holding metrics.jsonl")
+    plot.add_argument("--out", metavar="PNG", default="loss.png", help="image to write (default: %(default)s)")
+    plot.set_defaults(run=_plot)
+    return parser
 
 
 def main(argv=None):
-    from mpigrad.runtime.cli import main as runtime_main
+    """Parse the command line and run the command; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
 
-    return runtime_main(argv)
+
+def _train(args):
+    from .train import train_command  # imports MPI: only the train command pays for it
+    return train_command(args.config, args.overrides, args.out, args.quiet)
+
+
+def _plot(args):
+    from .plot import plot_runs
+    try:
+        plot_runs(args.dirs, args.out)
+    except ConfigError as e:
+        print(f"mpigrad plot: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0

@@ -1,4 +1,4 @@
-"""Data-parallel training on MPI: the communicator, DataParallel, samplers and checkpoints."""
+"""The data-parallel library on MPI: the communicator, DataParallel, ZeRO-1, samplers and checkpoints."""
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .comm import Comm, init

@@ -1,6 +1,6 @@
 """Print the config reference table (Markdown) for the README from the checked keys themselves."""
 
-from mpigrad.runtime.config import KEYS
+from mpigrad.config import KEYS
 
 
 def main():

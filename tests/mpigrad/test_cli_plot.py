@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mpigrad.runtime.cli import main
+from mpigrad.cli import main
 
 
 def write_run(directory, world_size, steps=5):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mpigrad.runtime.config import KEYS, ConfigError, check_config, load_config, parse_override, to_toml, \
+from mpigrad.config import KEYS, ConfigError, check_config, load_config, parse_override, to_toml, \
     trajectory_mismatch
 
 

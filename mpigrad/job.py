@@ -5,7 +5,7 @@ import os
 import re
 import signal
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from mpigrad.runtime import load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
 
 

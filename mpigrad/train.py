@@ -12,15 +12,13 @@ import numpy as np
 from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from .checkpoint import CheckpointError
-from .comm import init
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init
+
 from .config import ConfigError, load_config, to_toml
 from .data import load_data
-from .data_parallel import DataParallel
 from .job import Checkpoints, Shutdown, resume_state
 from .metrics import MetricsLog, Progress
 from .models import build_model
-from .sampler import GlobalBatches
 
 
 def train_command(config_path, overrides, out, quiet):

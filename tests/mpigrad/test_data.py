@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mpigrad.runtime.config import ConfigError
-from mpigrad.runtime.data import TextData, builtin_text, load_data, load_idx
+from mpigrad.config import ConfigError
+from mpigrad.data import TextData, builtin_text, load_data, load_idx
 
 
 def text_cfg(data="pydoc", context=16, val_fraction=0.1):
