@@ -12,7 +12,7 @@ import numpy as np
 from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress
 
 from .config import ConfigError, load_config, to_toml
 from .data import load_data
@@ -25,7 +25,9 @@ def train_command(config_path, overrides, out, quiet):
     """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal)."""
     comm = init()
     try:
-        job = Job(comm, load_config(config_path, overrides, comm.size), out, quiet)
+        cfg = load_config(config_path, overrides, comm.size)
+        init(timeout=cfg.step_timeout)
+        job = Job(comm, cfg, out, quiet)
     except (ConfigError, CheckpointError) as e:
         # every rank validated the same inputs, so every rank is here with the same message
         if comm.is_main:
@@ -90,6 +92,7 @@ class Job:
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
         cfg, start = self.cfg, time.perf_counter()
+        progress("forward", self.step + 1)
         self.optimizer.zero_grad()
         block = self.batches.rank_block(self.step, self.comm.rank, self.comm.size)
         local_loss = 0.0
@@ -101,7 +104,9 @@ class Job:
                 local_loss += loss.item()
                 # deterministic mode averages micro-batches itself; otherwise scale like DDP accumulation
                 (loss if cfg.deterministic else loss * (1.0 / self.micro_batches)).backward()
+        progress("loss all-reduce", self.step + 1)
         loss = self.comm.allreduce_obj(local_loss) / (self.micro_batches * self.comm.size)
+        progress("optimizer step", self.step + 1)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
@@ -129,8 +134,10 @@ class Job:
         if (cfg.eval_every and step % cfg.eval_every == 0) or last:
             row["val_loss"] = self.validation_loss()
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+            progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
         logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:
@@ -149,6 +156,7 @@ class Job:
         total = 0.0
         with no_grad():
             for chunk in np.array_split(mine, max(1, -(-len(mine) // self.cfg.micro_batch))):
+                progress("evaluation", self.step)
                 if len(chunk):
                     x, y = val.batch(chunk)
                     total += self.model.loss(self.model(x), y).item() * len(chunk)

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .watchdog import progress
 
 MAGIC = b"MPIGRAD-CHECKPOINT 1"
 
@@ -23,6 +24,7 @@ class CheckpointError(RuntimeError):
 def save_checkpoint(path, model, optimizer, **extra):
     """Every rank calls this; rank 0 writes. A crash mid-write leaves the previous file intact."""
     comm = current_comm()
+    progress("checkpoint write")
     error = None
     if comm.is_main:
         try:
@@ -37,6 +39,7 @@ def save_checkpoint(path, model, optimizer, **extra):
 def load_checkpoint(path, model, optimizer):
     """Every rank reads `path`, checks it and that all ranks read the same bytes; returns the extras."""
     comm = current_comm()
+    progress("checkpoint read")
     try:
         payload = read_verified(path)
         digest, error = hashlib.sha256(payload).hexdigest(), None

@@ -9,6 +9,7 @@ from .buckets import BucketReducer
 from .comm import init, set_blas_threads
 from .replicas import check_replicas, check_same_structure
 from .tree_reduce import TreeReducer
+from .watchdog import end_step, progress
 
 
 class DataParallel:
@@ -48,6 +49,7 @@ class DataParallel:
         self._in_pass = False
 
     def __call__(self, *args, **kwargs):
+        progress("forward")
         if args:
             self._samples += len(args[0])
         return self.module(*args, **kwargs)
@@ -73,16 +75,19 @@ class DataParallel:
             self._sync = previous
 
     def _grad_ready(self, param):
+        progress("backward")
         if not self._in_pass:
             self._in_pass = True
             queue_callback(self._end_of_pass)
             if self._sync and not self.deterministic:
+                progress("backward: sample-count all-reduce")
                 self.reducer.start_pass(self._samples)
         if self._sync and not self.deterministic:
             self.reducer.grad_ready(param)
 
     def _end_of_pass(self):
         self._in_pass = False
+        progress("gradient all-reduce" if self._sync else "backward")
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer.micro_batch_done()
@@ -92,6 +97,8 @@ class DataParallel:
             self.reducer.finish_pass()
         if self._sync:
             self._samples = 0
+            progress("after backward (optimizer step)")
+            end_step()
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
