@@ -46,8 +46,7 @@ class Job:
             raise ConfigError(f"data {self.data.source}: {e}") from None
         self.model = build_model(cfg, self.data)
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic,
-                               micro_batches=micro_batches if cfg.deterministic else None)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
                                  min_lr=cfg.min_lr)
@@ -99,8 +98,7 @@ class Job:
             with self.dp.no_sync() if not last else contextlib.nullcontext():
                 loss = self.model.loss(self.dp(x), y)
                 local_loss += loss.item()
-                # deterministic mode averages micro-batches itself; otherwise scale like DDP accumulation
-                (loss if cfg.deterministic else loss * (1.0 / self.micro_batches)).backward()
+                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
         loss = self.comm.allreduce_obj(local_loss) / (self.micro_batches * self.comm.size)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
