@@ -52,6 +52,7 @@ class DataParallel:
             p.register_post_accumulate_grad_hook(self._grad_ready)
         self._sync = True
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
+        self._pass_marks = []  # the forwards that pass counted
         self._new_step()
 
     def _new_step(self):
@@ -99,6 +100,7 @@ class DataParallel:
                                    "started averaging; put every dp(...) output of a step into the losses of "
                                    "one backward, or accumulate under no_sync()")
             mark.counted_in = self._pass
+            self._pass_marks.append(mark)
             self._samples += mark.samples
             self._ref = mark.samples if self._ref is None else self._ref
         return mark.samples / self._ref
@@ -114,12 +116,23 @@ class DataParallel:
         token = current_pass()
         if self._pass is token:
             return
-        if self._pass is not None:  # the previous pass raised before its end: forget its half-done reduction
-            self.reducer.abandon()
-            self._weighted = False
-        self._pass = token
+        if self._pass is not None:
+            self._abandon_pass()
+        self._pass, self._pass_marks = token, []
         self._passes += 1
         queue_callback(self._end_of_pass)
+
+    def _abandon_pass(self):
+        """The previous pass raised before its end: it counts for nothing (its partial gradients stay
+        in .grad until zero_grad) and its half-done reduction is completed and forgotten."""
+        self.reducer.abandon()
+        self._weighted = False
+        self._passes -= 1
+        for mark in self._pass_marks:
+            self._samples -= mark.samples
+            mark.counted_in = None
+        if self._samples == 0 and not self.deterministic:
+            self._ref = None
 
     def _start_averaging(self):
         """This rank's weight ref_r / N, from every rank's samples and passes (all ranks take part)."""
