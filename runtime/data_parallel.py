@@ -37,6 +37,7 @@ class DataParallel:
         self.comm = comm if comm is not None else init()
         _check_micro_batches(micro_batches, deterministic, self.comm.size)
         named = list(module.named_parameters())
+        _refuse_second_wrapper(named)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
         self.groups = flatten_parameters([p for _, p in named])
@@ -164,6 +165,14 @@ class DataParallel:
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
+
+
+def _refuse_second_wrapper(named):
+    """Two wrappers' hooks on one parameter would both count and reduce every pass (before any collective)."""
+    for name, p in named:
+        if any(getattr(hook, "__self__", None).__class__ is DataParallel for hook in p._hooks or ()):
+            raise ValueError(f"DataParallel: the module is already wrapped by a DataParallel (parameter {name} "
+                             "has its hooks); keep using that wrapper (its .module is this model)")
 
 
 def _check_micro_batches(micro_batches, deterministic, world_size):

@@ -76,3 +76,11 @@ def test_a_second_backward_through_one_output_is_refused_and_the_next_step_works
         p.grad[...] = 0
     loss_of(dp, x[mine], y[mine]).backward()
     assert_everywhere(grads_match_full_batch(dp, x, y), "the step after the refused backward was not averaged")
+
+
+def test_wrapping_a_model_twice_is_refused():
+    c = comm()
+    model = make_model()
+    DataParallel(model, c)
+    with pytest.raises(ValueError, match="already wrapped by a DataParallel"):
+        DataParallel(model, c)
