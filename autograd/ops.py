@@ -200,7 +200,7 @@ def _install_methods():
         "__pow__": power, "__rpow__": rev(power), "__matmul__": matmul, "__rmatmul__": rev(matmul),
         "__neg__": neg, "__getitem__": getitem, "sum": sum, "mean": mean, "var": var, "max": max,
         "reshape": reshape, "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt,
-        "abs": abs, "clip": clip, "relu": relu, "tanh": tanh, "sigmoid": sigmoid,
+        "abs": abs, "__abs__": abs, "clip": clip, "relu": relu, "tanh": tanh, "sigmoid": sigmoid,
     }
     for name, fn in methods.items():
         setattr(Variable, name, fn)

@@ -35,8 +35,9 @@ def layer_norm(x, weight, bias, eps=1e-5):
     if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"layer_norm: input shape {x.shape} does not end in the normalised size "
                          f"{weight.shape[-1]} (weight shape {weight.shape})")
-    mean = x.data.mean(axis=-1, keepdims=True)
-    centred = x.data - mean
+    # shifted by each row's first value, so a constant row centres to exact zeros whatever its size
+    centred = x.data - x.data[..., :1]
+    centred -= centred.mean(axis=-1, keepdims=True)
     rstd = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
     h = centred * rstd
     out = h * weight.data + bias.data
