@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shutil
 import signal
 
 from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
@@ -59,6 +60,26 @@ class Checkpoints:
         if self.comm.is_main:
             for old in self.existing()[:-self.keep]:
                 os.unlink(old)
+
+
+# What a run leaves in --out; a new run refuses a directory holding any of them (unless told to overwrite)
+RUN_FILES = ("config.toml", "metrics.jsonl", "final.npz", "checkpoints")
+
+
+def claim_out(out, overwrite):
+    """Rank 0, new run: refuse an --out that holds another run, or clear that run's files first."""
+    found = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
+                          "or pass --overwrite to replace it")
+    for name in found:
+        path = os.path.join(out, name)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        except OSError as e:
+            raise ConfigError(f"--overwrite: cannot remove {path}: {e.strerror or e}") from None
 
 
 def newest_checkpoint(checkpoints):

@@ -16,16 +16,16 @@ from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init
 
 from .config import ConfigError, load_config, to_toml
 from .data import load_data
-from .job import Checkpoints, Shutdown, check_same_arguments, newest_checkpoint, resume_state, vote
+from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress
 from .models import build_model
 
 
-def train_command(config_path, overrides, out, quiet):
+def train_command(config_path, overrides, out, quiet, overwrite=False):
     """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal)."""
     comm = init()
     try:
-        job = Job(comm, config_path, overrides, out, quiet)
+        job = Job(comm, config_path, overrides, out, quiet, overwrite)
     except (ConfigError, CheckpointError) as e:
         # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
@@ -37,7 +37,7 @@ def train_command(config_path, overrides, out, quiet):
 class Job:
     """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
 
-    def __init__(self, comm, config_path, overrides, out, quiet):
+    def __init__(self, comm, config_path, overrides, out, quiet, overwrite=False):
         self.comm, self.out = comm, out
         # local work first, then one vote: no rank enters a collective while another has failed
         self.cfg, self.data, self.batches, self.model = vote(comm, lambda: self.prepare(config_path, overrides))
@@ -50,7 +50,7 @@ class Job:
         self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
                                  min_lr=cfg.min_lr)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
-        resume_from = vote(comm, lambda: newest_checkpoint(self.checkpoints) if cfg.resume and comm.is_main else None)
+        resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
         self.step, self.skipped = resume_state(self, comm.bcast_obj(resume_from))
         vote(comm, self.open_outputs if comm.is_main else lambda: None)
         tokens = cfg.context if cfg.model == "transformer" else 1
@@ -67,6 +67,13 @@ class Job:
         except ValueError as e:
             raise ConfigError(f"data {data.source}: {e}") from None
         return cfg, data, batches, build_model(cfg, data)
+
+    def claim_out(self, overwrite):
+        """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""
+        if self.cfg.resume:
+            return newest_checkpoint(self.checkpoints)
+        claim_out(self.out, overwrite)
+        return None
 
     def open_outputs(self):
         """Rank 0: config.toml and metrics.jsonl in --out."""
