@@ -86,3 +86,16 @@ def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
         "step-00000003.ckpt", "step-00000006.ckpt"]
     assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_drops_a_partial_last_metrics_line(tmp_path):
+    code, _, err, _ = train(2, tmp_path / "run")
+    assert code == 0, err
+    (tmp_path / "run" / "checkpoints" / "step-00000006.ckpt").unlink()
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    text = metrics.read_text()
+    metrics.write_text(text[:text.rindex("{") + 20])  # the write of row 6 was cut mid-line
+    code, _, err, _ = train(2, tmp_path / "run", "resume=true")
+    assert code == 0, err
+    assert f"{metrics}: dropped a partial last line (20 bytes)" in err, err
+    assert [json.loads(line)["step"] for line in open(metrics)] == [1, 2, 3, 4, 5, 6]
