@@ -34,6 +34,12 @@ def train_command(config_path, overrides, out, quiet, overwrite=False):
     return job.run()
 
 
+def make_schedule(cfg, optimizer):
+    """Linear warm-up over warmup_steps, then a cosine from lr to min_lr over the next decay_steps."""
+    return CosineLR(optimizer, total_steps=cfg.warmup_steps + cfg.decay_steps, warmup_steps=cfg.warmup_steps,
+                    min_lr=cfg.min_lr)
+
+
 class Job:
     """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
 
@@ -47,8 +53,7 @@ class Job:
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic,
                                micro_batches=micro_batches if cfg.deterministic else None)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
-                                 min_lr=cfg.min_lr)
+        self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
         resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
         self.step, self.skipped = resume_state(self, comm.bcast_obj(resume_from))

@@ -10,12 +10,15 @@ from launch import run_mpi
 TINY = ["steps=6", "global_batch=8", "micro_batch=2", "context=16", "d_model=16", "num_heads=2",
         "num_layers=1", "eval_every=3", "eval_samples=16", "checkpoint_every=3", "sample_chars=20",
         "log_every=1", "warmup_steps=2", "deterministic=true"]
+TRANSFORMER_KEYS = ("context", "d_model", "num_heads", "num_layers", "sample_chars")
 
 
 def train(n, out, *extra, timeout=180):
     """`mpigrad train` on TINY + extra; an extra starting with -- is a flag, anything else a --set item."""
     flags = [item for item in extra if item.startswith("--")]
-    sets = [a for item in [*TINY, *extra] if not item.startswith("--") for a in ("--set", item)]
+    base = TINY if not any(item.startswith("model=") and "mlp" in item for item in extra) else \
+        [item for item in TINY if item.split("=")[0] not in TRANSFORMER_KEYS]
+    sets = [a for item in [*base, *extra] if not item.startswith("--") for a in ("--set", item)]
     return run_mpi(n, ["-m", "mpigrad", "train", "--out", str(out), "--quiet", *flags, *sets], timeout=timeout)
 
 
