@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from .config import TRAJECTORY_KEYS
 from .run import RunError, check_run_dir, read_parameters, read_raw_config, read_rows
 
 FIELDS = ("loss", "grad_norm", "digest")  # bitwise equal across world sizes in deterministic mode
@@ -27,13 +28,15 @@ def compare_runs(dir_a, dir_b):
               "last_step": {"a": max(rows_a, default=None), "b": max(rows_b, default=None)},
               "parameters": {"a": source_a, "b": source_b, **parameter_differences(params_a, params_b)}}
     p = report["parameters"]
-    report["equal"] = not (config or report["first_step"] or p["differ"] or p["only_in_a"] or p["only_in_b"]
+    report["equal"] = not (any(d["trajectory"] for d in config) or report["first_step"] or p["differ"] or p["only_in_a"] or p["only_in_b"]
                            or report["last_step"]["a"] != report["last_step"]["b"])
     return report
 
 
 def config_differences(a, b):
-    return [{"key": k, "a": a.get(k), "b": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """Every differing key; only keys that shape the trajectory (config.TRAJECTORY_KEYS) count as a difference."""
+    return [{"key": k, "a": a.get(k), "b": b.get(k), "trajectory": k in TRAJECTORY_KEYS}
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def first_differing_step(rows_a, rows_b):
@@ -75,7 +78,8 @@ def _max(values):
 def format_report(r):
     """The report as text, in the order: config, metrics, parameters, verdict."""
     lines = [f"config: {len(r['config'])} key(s) differ" if r["config"] else "config: equal"]
-    lines += [f"  {d['key']}: {d['a']!r} vs {d['b']!r}" for d in r["config"]]
+    lines += [f"  {d['key']}: {d['a']!r} vs {d['b']!r}" + ("" if d["trajectory"] else " (does not change the results)")
+              for d in r["config"]]
     s = r["first_step"]
     lines.append(f"metrics: first difference at step {s['step']}: {s['field']} {s['a']!r} vs {s['b']!r}" if s
                  else "metrics: loss, grad_norm and digest equal at every step logged by both")

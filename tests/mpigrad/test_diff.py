@@ -41,7 +41,7 @@ def test_other_seed_names_the_key_and_step_1(runs, capsys):
     assert "seed: 0 vs 1" in out and "first difference at step 1: loss" in out, out
     code, out, _ = diff(capsys, runs / "w1", runs / "seed1", "--json")
     report = json.loads(out)
-    assert code == 1 and report["first_step"]["step"] == 1 and report["config"] == [{"key": "seed", "a": 0, "b": 1}]
+    assert code == 1 and report["first_step"]["step"] == 1 and report["config"] == [{"key": "seed", "a": 0, "b": 1, "trajectory": True}]
     assert {d["name"] for d in report["parameters"]["differ"]} >= {"token.weight", "head.weight"}
 
 
@@ -89,3 +89,12 @@ def test_unusable_input_exits_2_with_one_line(runs, tmp_path, capsys, damage, me
     code, out, err = diff(capsys, runs / "w1", broken)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("mpigrad diff: error: ") and message in err, err
+
+
+def test_a_bookkeeping_key_is_listed_but_does_not_make_runs_differ(runs, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(runs / "w1", copy)
+    config = (copy / "config.toml").read_text()
+    (copy / "config.toml").write_text(config.replace("eval_every = 3", "eval_every = 7"))
+    code, out, _ = diff(capsys, runs / "w1", copy)
+    assert code == 0 and "eval_every: 3 vs 7 (does not change the results)" in out, out
