@@ -12,7 +12,7 @@ import numpy as np
 from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
 
 from .config import ConfigError, load_config, to_toml
 from .data import load_data
@@ -155,7 +155,9 @@ class Job:
             row["val_loss"] = self.validation_loss()
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             self.dp.check_replicas(self.optimizer)
-        logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+            row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
+        logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:
