@@ -87,7 +87,7 @@ def test_a_rank_looping_in_python_is_named_with_its_stack(tmp_path):
     assert re.search(r"watched_loop.py\", line \d+ in spin_forever", err), err  # the looping rank's own stack
     # the other rank, waiting in the all-reduce, prints where it is and answers
     assert "mpigrad: rank 0 of 2 (rank 1's step_timeout fired): at step 4 in phase 'backward: sample-count" in err
-    assert "rank 0 at step 4 in 'backward: sample-count all-reduce'" in err, err
+    assert "rank 0 at step 4 in 'backward: sample-count all-gather'" in err, err
 
 
 def test_a_slow_step_below_the_timeout_never_fires(tmp_path):
