@@ -31,7 +31,12 @@ def train_command(config_path, overrides, out, quiet, overwrite=False):
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
         return 2
-    return job.run()
+    try:
+        return job.run()
+    except CheckpointError as e:  # a failed checkpoint write, raised on every rank together
+        if comm.is_main:
+            print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 def make_schedule(cfg, optimizer):
