@@ -19,6 +19,7 @@ from .data import load_data
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress
 from .models import build_model
+from .stragglers import Stragglers
 
 
 def train_command(config_path, overrides, out, quiet, overwrite=False):
@@ -67,6 +68,7 @@ class Job:
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
                                  unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
         self.micro_batches = micro_batches // comm.size  # this rank's share
+        self.stragglers = Stragglers()
 
     def prepare(self, config_path, overrides):
         """This rank's config, data, batch order and model: file reads only, no communication."""
@@ -121,7 +123,7 @@ class Job:
 
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
-        cfg, start = self.cfg, time.perf_counter()
+        cfg, start, blocked = self.cfg, time.perf_counter(), self.comm.blocked_time
         progress("forward", self.step + 1)
         self.optimizer.zero_grad()
         block = self.batches.rank_block(self.step, self.comm.rank, self.comm.size)
@@ -154,7 +156,7 @@ class Job:
         step_time = time.perf_counter() - start
         row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
                    comm_time=self.dp.comm_time, samples_per_s=cfg.global_batch / step_time,
-                   world_size=self.comm.size)
+                   world_size=self.comm.size, rank_step_time=step_time - (self.comm.blocked_time - blocked))
         return row
 
     def after_step(self, row):
@@ -171,7 +173,11 @@ class Job:
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
-            row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            everyone = self.comm.allgather_obj((rss, row["rank_step_time"]))
+            row["max_rss_mb"], row["rank_step_time"] = [m for m, _ in everyone], [t for _, t in everyone]
+            for warning in self.stragglers.check(step, row["rank_step_time"]) if self.comm.is_main else ():
+                print(warning, file=sys.stderr, flush=True)
         if self.comm.is_main and logged:
             self.metrics.write(row)
         self.progress.update(step, row, logged)
