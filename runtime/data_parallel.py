@@ -153,13 +153,16 @@ class DataParallel:
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer.micro_batch_done()
-            if self._sync:
+        if not self._sync:
+            return
+        try:
+            if self.deterministic:
                 self.reducer.finish(self._samples)
-        elif self._sync:
-            if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
-                self._start_averaging()
-            self.reducer.finish_pass()
-        if self._sync:
+            else:
+                if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
+                    self._start_averaging()
+                self.reducer.finish_pass()
+        finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
 
     def check_replicas(self, optimizer=None):
