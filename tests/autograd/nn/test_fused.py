@@ -10,6 +10,7 @@ import mpigrad.autograd as ag
 from mpigrad.autograd import Variable, gradcheck, ops
 from mpigrad.autograd.nn import causal_mask
 from mpigrad.autograd.nn import functional as NF
+from mpigrad.autograd.nn.gru_ops import gru_cell, gru_sequence
 
 RNG = np.random.default_rng(7)
 IDS = RNG.integers(0, 6, (3, 5))  # repeated ids
@@ -44,6 +45,23 @@ def composed_cross_entropy(x):
     return -ops.mean(logp[rows, cols, TARGETS])
 
 
+def composed_gru_cell(xi, h, w, b=None):
+    size = h.shape[-1]
+    hh = NF.linear(h, w, b)
+    rz = ops.sigmoid(xi[:, :2 * size] + hh[:, :2 * size])
+    r, z = rz[:, :size], rz[:, size:]
+    n = ops.tanh(xi[:, 2 * size:] + r * hh[:, 2 * size:])
+    return (1 - z) * n + z * h
+
+
+def composed_gru_sequence(x, h, w, b=None):
+    outputs = []
+    for t in range(x.shape[1]):
+        h = composed_gru_cell(x[:, t], h, w, b)
+        outputs.append(h)
+    return ag.stack(outputs, axis=1)
+
+
 CASES = {  # name: (fused, composed, input shapes, offset added to make the data less regular)
     "linear": (NF.linear, composed_linear, [(2, 3, 4), (5, 4), (5,)]),
     "layer_norm": (NF.layer_norm, composed_layer_norm, [(2, 3, 6), (6,), (6,)]),
@@ -54,6 +72,9 @@ CASES = {  # name: (fused, composed, input shapes, offset added to make the data
     "causal attention": (lambda q, k, v: NF.scaled_dot_product_attention(q, k, v, causal=True),
                          composed_attention(True), [(2, 2, 5, 3)] * 3),
     "cross_entropy": (lambda x: ag.cross_entropy(x, TARGETS), composed_cross_entropy, [(2, 3, 7)]),
+    "gru_cell": (gru_cell, composed_gru_cell, [(3, 12), (3, 4), (12, 4), (12,)]),
+    "gru_sequence": (gru_sequence, composed_gru_sequence, [(3, 5, 12), (3, 4), (12, 4), (12,)]),
+    "gru_sequence without bias": (gru_sequence, composed_gru_sequence, [(3, 5, 12), (3, 4), (12, 4)]),
 }
 
 
