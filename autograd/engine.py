@@ -25,6 +25,11 @@ def is_grad_enabled():
     return _grad_enabled
 
 
+def current_pass():
+    """A token of the backward pass running now (None outside one): `is`-equal only within one pass."""
+    return _pass_callbacks
+
+
 def queue_callback(fn):
     """Run fn() once at the end of the backward pass that is running now."""
     if _pass_callbacks is None:

@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .config import ConfigError
+from .tools import add_tool_commands
 
 
 def build_parser():
@@ -17,6 +18,8 @@ def build_parser():
                        help="override one config key; VALUE is a TOML value (repeatable)")
     train.add_argument("--out", metavar="DIR", default="runs/train",
                        help="directory for metrics.jsonl, config.toml, checkpoints and final.npz (default: %(default)s)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="a new run may replace the run already in --out (its files are deleted first)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run=_train)
 
@@ -25,6 +28,7 @@ def build_parser():
     plot.add_argument("dirs", nargs="+", metavar="DIR", help="run directories holding metrics.jsonl")
     plot.add_argument("--out", metavar="PNG", default="loss.png", help="image to write (default: %(default)s)")
     plot.set_defaults(run=_plot)
+    add_tool_commands(commands)
     return parser
 
 
@@ -36,7 +40,7 @@ def main(argv=None):
 
 def _train(args):
     from .train import train_command  # imports MPI: only the train command pays for it
-    return train_command(args.config, args.overrides, args.out, args.quiet)
+    return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite)
 
 
 def _plot(args):

@@ -25,7 +25,7 @@ def plot_runs(directories, out):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("matplotlib is not installed; install it with: pip install 'mpigrad[plot]'") from None
+        raise ConfigError("matplotlib is not installed; install it from the repository with: pip install -e '.[plot]'") from None
     runs = [load_run(d) for d in directories]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, rows in runs:
