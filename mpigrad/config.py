@@ -7,6 +7,7 @@ the same one-line ConfigError before any training starts.
 import difflib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -68,6 +69,25 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
                    "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
                    "num_layers", "hidden", "activation")
+
+# Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
+# continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
+RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
+               "check_replicas_every", "log_every", "sample_chars")
+
+
+def resume_request(directory, overrides):
+    """(config path, overrides) of `--resume DIR`: the run's own config.toml, --set only for RESUME_KEYS."""
+    for item in overrides:
+        key, _ = parse_override(item)
+        _check_known(key)
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--resume {directory}: --set {key} would change the run's trajectory; --resume "
+                              f"takes only {', '.join(RESUME_KEYS)} (start a new run for other values)")
+    path = os.path.join(directory, "config.toml")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume {directory}: no config.toml (not an `mpigrad train --out` directory?)")
+    return path, [*overrides, "resume=true"]
 
 
 def load_config(path=None, overrides=(), world_size=1):
@@ -186,7 +206,8 @@ def trajectory_mismatch(cfg, saved):
     for key in TRAJECTORY_KEYS:
         if key in saved and saved[key] != getattr(cfg, key):
             return (f"config key '{key}' is {getattr(cfg, key)!r} but the checkpoint was trained with "
-                    f"{saved[key]!r}; resume with the same value")
+                    f"{saved[key]!r}; resume with the same value (`mpigrad train --resume DIR` takes the run's "
+                    "own config.toml)")
     return None
 
 
