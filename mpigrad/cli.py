@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .config import ConfigError
+from .tools import add_tool_commands
 
 
 def build_parser():
@@ -30,6 +31,7 @@ def build_parser():
     plot.add_argument("dirs", nargs="+", metavar="DIR", help="run directories holding metrics.jsonl")
     plot.add_argument("--out", metavar="PNG", default="loss.png", help="image to write (default: %(default)s)")
     plot.set_defaults(run=_plot)
+    add_tool_commands(commands)
     return parser
 
 

@@ -54,6 +54,7 @@ KEYS = {
     "eval_every": Key(100, int, "steps between validation losses (also at the end); 0: end only", 0),
     "eval_samples": Key(256, int, "validation samples per evaluation", 1),
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
+    "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
     "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
     "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),
     "d_model": Key(64, int, "transformer: embedding width", 1, model="transformer"),

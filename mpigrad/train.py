@@ -12,7 +12,7 @@ import numpy as np
 from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
@@ -55,8 +55,7 @@ class Job:
         cfg = self.cfg
         check_same_arguments(comm, cfg, out)
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic,
-                               micro_batches=micro_batches if cfg.deterministic else None)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
@@ -141,8 +140,7 @@ class Job:
             with self.dp.no_sync() if not last else contextlib.nullcontext():
                 loss = self.model.loss(self.dp(x), y)
                 local_loss += loss.item()
-                # deterministic mode averages micro-batches itself; otherwise scale like DDP accumulation
-                (loss if cfg.deterministic else loss * (1.0 / self.micro_batches)).backward()
+                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
         loss = self.comm.allreduce_obj(local_loss) / (self.micro_batches * self.comm.size)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
@@ -172,7 +170,9 @@ class Job:
             row["val_loss"] = self.validation_loss()
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             self.dp.check_replicas(self.optimizer)
-        logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+            row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
+        logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:

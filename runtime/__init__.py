@@ -3,8 +3,10 @@
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .comm import Comm, init
 from .data_parallel import DataParallel
+from .digest import state_digest
 from .sampler import DistributedSampler, GlobalBatches
 from .zero import ZeroOptimizer
 
 __all__ = ["init", "Comm", "DataParallel", "DistributedSampler", "GlobalBatches", "save_checkpoint",
-           "load_checkpoint", "CheckpointError", "ZeroOptimizer"]
+           "load_checkpoint", "CheckpointError", "ZeroOptimizer",
+           "state_digest"]

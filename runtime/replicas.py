@@ -1,8 +1,6 @@
 """Replica checks: the same model structure on every rank, the same bits in every replica."""
 
-import hashlib
-
-import numpy as np
+from .digest import combine, digest_items, state_leaves  # noqa: F401 (state_leaves: used by zero.py)
 
 
 def check_same_structure(named_params, comm):
@@ -24,35 +22,15 @@ def _first_difference(ref, other):
     return None
 
 
-def _digest(array):
-    return hashlib.blake2b(np.ascontiguousarray(array).view(np.uint8), digest_size=16).hexdigest()
-
-
 def replica_digests(dp, optimizer=None):
     """(label, digest) of every parameter and every optimizer state array, in a fixed order."""
-    items = [(dp.names[id(p)], _digest(p.data)) for g in dp.groups for p in g.params]
-    if optimizer is not None:
-        for key, value in state_leaves(optimizer.state_dict()):
-            items.append((f"optimizer state {key}", _digest(np.asarray(value))))
-    return items
-
-
-def state_leaves(state, prefix=""):
-    """(dotted key, value) of every leaf of a nested state dict, in sorted key order."""
-    if isinstance(state, dict):
-        for key in sorted(state, key=str):
-            yield from state_leaves(state[key], f"{prefix}{key}.")
-    elif isinstance(state, (list, tuple)):
-        for i, value in enumerate(state):
-            yield from state_leaves(value, f"{prefix}{i}.")
-    else:
-        yield prefix.rstrip("."), state
+    return digest_items(dp.named_parameters(), optimizer)
 
 
 def check_replicas(dp, optimizer=None):
     """Compare one digest per rank first; only on a mismatch find and name the first differing item."""
     items = replica_digests(dp, optimizer)
-    overall = hashlib.blake2b("".join(d for _, d in items).encode(), digest_size=16).hexdigest()
+    overall = combine(items)
     if len(set(dp.comm.allgather_obj(overall))) == 1:
         return
     everyone = dp.comm.allgather_obj(items)

@@ -1,0 +1,119 @@
+"""A `mpigrad train --out` directory read back: its config, metrics rows, parameters, and the model itself."""
+
+import glob
+import io
+import json
+import os
+import re
+import tomllib
+from types import SimpleNamespace
+
+import numpy as np
+
+from mpigrad.runtime.checkpoint import CheckpointError, read_verified
+
+from .config import ConfigError, load_config
+
+
+class RunError(ConfigError):
+    """A run directory that cannot be used; the message is one line naming the path."""
+
+
+def check_run_dir(directory):
+    if not os.path.isdir(directory):
+        raise RunError(f"{directory}: no such directory")
+
+
+def read_raw_config(directory):
+    """The run's config.toml as a plain dict (every key the run was trained with)."""
+    path = os.path.join(directory, "config.toml")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise RunError(f"{path}: {e.strerror or e} (not an `mpigrad train --out` directory?)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RunError(f"{path}: not valid TOML ({e})") from None
+
+
+def read_config(directory):
+    """The run's config as train sees it (checked, defaults filled)."""
+    check_run_dir(directory)
+    read_raw_config(directory)  # the one-line error for a missing or broken file
+    return load_config(os.path.join(directory, "config.toml"))
+
+
+def read_rows(directory):
+    """metrics.jsonl rows keyed by step (a missing file is no rows; a broken line is an error)."""
+    path = os.path.join(directory, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    rows = {}
+    try:
+        with open(path) as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    row = json.loads(line)
+                    rows[row["step"]] = row
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: unreadable ({e})") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise RunError(f"{path}: line {number} is not a metrics row") from None
+    return rows
+
+
+def newest_checkpoint(directory):
+    found = glob.glob(os.path.join(directory, "checkpoints", "step-*.ckpt"))
+    found = sorted(p for p in found if re.fullmatch(r"step-\d{8}\.ckpt", os.path.basename(p)))
+    return found[-1] if found else None
+
+
+def read_parameters(directory, prefer_final=True):
+    """(name -> array, source path): final.npz, or (if absent or not preferred) the newest checkpoint."""
+    check_run_dir(directory)
+    final = os.path.join(directory, "final.npz")
+    if prefer_final and os.path.exists(final):
+        return _read_npz(final, final), final
+    checkpoint = newest_checkpoint(directory)
+    if checkpoint is None:
+        raise RunError(f"{directory}: no final.npz and no checkpoints/step-*.ckpt")
+    try:
+        payload = read_verified(checkpoint)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
+    arrays = _read_npz(io.BytesIO(payload), checkpoint)
+    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}, checkpoint
+
+
+def _read_npz(source, path):
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError) as e:
+        raise RunError(f"{path}: not a readable .npz ({e})") from None
+
+
+def load_run(directory):
+    """(model, cfg): the run's model rebuilt from its config.toml, holding its final (or newest
+    checkpoint's) parameters. Needs no data: the vocabulary size or feature and class counts come
+    from the parameter shapes."""
+    from .models import build_model
+    cfg = read_config(directory)
+    params, source = read_parameters(directory)
+    model = build_model(cfg, _shapes(cfg, params, source))
+    try:
+        model.load_state_dict(params)
+    except (KeyError, ValueError) as e:
+        raise RunError(f"{source} does not fit the model of {directory}/config.toml: {e}") from None
+    model.eval()
+    return model, cfg
+
+
+def _shapes(cfg, params, source):
+    """What build_model reads from a dataset: the vocabulary (its size), or features and classes."""
+    weights = [v for k, v in params.items() if k.endswith("weight") and v.ndim == 2]
+    if not weights:
+        raise RunError(f"{source}: holds no weight matrices")
+    if cfg.model == "transformer":
+        return SimpleNamespace(vocab=range(params.get("token.weight", weights[0]).shape[0]))
+    return SimpleNamespace(features=weights[0].shape[1], classes=weights[-1].shape[0])

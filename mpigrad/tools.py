@@ -1,0 +1,35 @@
+"""The subcommands that work on finished runs: diff, check-determinism, eval, sample."""
+
+
+def add_tool_commands(commands):
+    diff = commands.add_parser("diff", help="compare two run directories bit for bit",
+                               description="Compare two `mpigrad train --out` directories: config keys, the first "
+                                           "logged step where loss, grad_norm or digest differ, and parameters. "
+                                           "Exit 0 when bitwise equal, 1 when anything differs, 2 on unusable input.")
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
+    diff.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    diff.set_defaults(run=_diff)
+
+    check = commands.add_parser("check-determinism", help="train deterministically at several world sizes and "
+                                "compare the bits", description="Run the job with deterministic = true at each world "
+                                "size and compare every run with the first one bit for bit (exit 0 only when all equal).")
+    check.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (defaults otherwise)")
+    check.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                       help="override one config key (repeatable)")
+    check.add_argument("--worlds", default="1,2,4", help="world sizes, comma-separated (default: %(default)s)")
+    check.add_argument("--launcher", help="launch command with {n} for the rank count "
+                       "(default: the mpiexec next to this Python, else on PATH: \"mpiexec -n {n}\")")
+    check.add_argument("--out", metavar="DIR", help="keep the runs here (default: a temporary directory, "
+                       "removed when all are equal)")
+    check.set_defaults(run=_check_determinism)
+
+
+def _diff(args):
+    from .diff import diff_command
+    return diff_command(args.run_a, args.run_b, args.json)
+
+
+def _check_determinism(args):
+    from .determinism import check_determinism_command
+    return check_determinism_command(args.config, args.overrides, args.worlds, args.launcher, args.out)

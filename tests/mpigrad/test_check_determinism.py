@@ -1,0 +1,57 @@
+"""`mpigrad check-determinism`: bitwise equal at world sizes 1, 2, 4 on a tiny job; differences and bad input found."""
+
+import os
+import subprocess
+import sys
+
+from launch import mpiexec
+from test_train_cli import TINY
+
+SETS = [a for item in [*TINY, "steps=3", "checkpoint_every=0"] for a in ("--set", item)]
+
+
+def check(*args, timeout=180):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("PMI_RANK", None)
+    done = subprocess.run([sys.executable, "-m", "mpigrad", "check-determinism", *SETS, *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    return done.returncode, done.stdout, done.stderr
+
+
+def table(out):
+    """world -> row cells of the printed table."""
+    return {line.split()[0]: line.split() for line in out.splitlines()[1:] if line[:1].isdigit()}
+
+
+def test_worlds_1_2_4_are_bitwise_equal(tmp_path):
+    code, out, err = check("--worlds", "1,2,4", "--out", str(tmp_path))
+    assert code == 0, out + err
+    rows = table(out)
+    assert rows["1"][1] == "reference" and rows["2"][1] == "yes" and rows["4"][1] == "yes", out
+    assert "bitwise equal at world sizes 1, 2, 4" in out
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["world-1", "world-2", "world-4"]
+
+
+def test_a_world_size_not_dividing_the_micro_batches_is_refused_before_any_run(tmp_path):
+    code, out, err = check("--worlds", "1,3", "--out", str(tmp_path / "never"), timeout=60)
+    assert code == 2 and out == ""
+    assert err.strip() == ("mpigrad check-determinism: error: world size 3: global_batch/micro_batch = 4 "
+                           "micro-batches cannot be split evenly over 3 ranks; use a world size that divides 4")
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_difference_names_step_1_and_a_parameter(tmp_path):
+    # a launcher that gives each world size its own seed: the runs must differ from the first step
+    shim = tmp_path / "seeded-launcher"
+    shim.write_text(f'#!/bin/sh\nn=$1; shift\nexec "{mpiexec()}" -n "$n" "$@" --set seed="$n"\n')
+    shim.chmod(0o755)
+    code, out, err = check("--worlds", "1,2", "--launcher", f"{shim} {{n}}", "--out", str(tmp_path / "runs"))
+    assert code == 1, out + err
+    row = table(out)["2"]
+    assert row[1:4] == ["NO", "1", "(loss)"] and row[4] == "token.weight", out
+    assert "NOT bitwise equal" in out
+
+
+def test_a_failing_launch_is_reported_and_fails(tmp_path):
+    code, out, _ = check("--worlds", "1", "--launcher", "false {n}", "--out", str(tmp_path), timeout=60)
+    assert code == 1 and table(out)["1"][1:4] == ["FAILED", "exit", "1"], out
