@@ -128,3 +128,11 @@ def test_resume_dir_takes_the_runs_config_and_only_safe_settings(tmp_path):
     assert code == 2 and f"--resume {run} continues in {run}; leave out --out" in err, err
     code, _, err, _ = run_mpi(1, ["-m", "mpigrad", "train", "--resume", str(tmp_path)], timeout=60)
     assert code == 2 and f"--resume {tmp_path}: no config.toml" in err, err
+
+
+def test_check_determinism_can_run_again_into_its_own_out(tmp_path):
+    sets = [a for item in TINY if item != "deterministic=true" for a in ("--set", item)]
+    for _ in range(2):
+        code, out, err, _ = run_mpi(1, ["-m", "mpigrad", "check-determinism", "--worlds", "1", "--out",
+                                        str(tmp_path), *sets], timeout=120)
+        assert code == 0, out + err
