@@ -45,7 +45,8 @@ KEYS = {
                               "(config.toml records the resolved value)", 0),
     "weight_decay": Key(0.0, float, "Adam L2 weight decay", 0.0),
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
-    "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches"),
+    "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches "
+                                           "(otherwise any world size up to the micro-batches)"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
@@ -191,9 +192,12 @@ def _check_combination(cfg, world_size):
     if gb % mb:
         raise ConfigError(f"global_batch={gb} is not divisible by micro_batch={mb}")
     micro_batches = gb // mb
-    if micro_batches % world_size:
+    if cfg["deterministic"] and micro_batches % world_size:
         raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot be split evenly "
                           f"over {world_size} ranks; use a world size that divides {micro_batches}")
+    if micro_batches < world_size:
+        raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot give each of "
+                          f"{world_size} ranks at least one; use at most {micro_batches} ranks")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
     if cfg["model"] == "transformer" and cfg["d_model"] % cfg["num_heads"]:

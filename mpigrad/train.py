@@ -68,7 +68,9 @@ class Job:
                                  unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
         if resume_from:
             self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
-        self.micro_batches = micro_batches // comm.size  # this rank's share
+        self.micro_batches = micro_batches
+        # this rank's micro-batches of the step: a contiguous run, one more on the first K mod P ranks
+        self.my_micro_batches = np.array_split(np.arange(micro_batches), comm.size)[comm.rank].tolist()
 
     def prepare(self, config_path, overrides, out, resume_dir):
         """This rank's config, data, batch order and model: file reads only, no communication."""
@@ -132,16 +134,15 @@ class Job:
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
         cfg, start = self.cfg, time.perf_counter()
         self.optimizer.zero_grad()
-        block = self.batches.rank_block(self.step, self.comm.rank, self.comm.size)
+        batch, mine = self.batches.batch(self.step), self.my_micro_batches
         local_loss = 0.0
-        for i in range(self.micro_batches):
-            x, y = self.data.train.batch(block[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
-            last = i == self.micro_batches - 1
-            with self.dp.no_sync() if not last else contextlib.nullcontext():
+        for i in mine:
+            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
+            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
                 loss = self.model.loss(self.dp(x), y)
                 local_loss += loss.item()
                 loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
-        loss = self.comm.allreduce_obj(local_loss) / (self.micro_batches * self.comm.size)
+        loss = self.comm.allreduce_obj(local_loss) / self.micro_batches
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere

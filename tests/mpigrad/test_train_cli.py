@@ -136,3 +136,17 @@ def test_check_determinism_can_run_again_into_its_own_out(tmp_path):
         code, out, err, _ = run_mpi(1, ["-m", "mpigrad", "check-determinism", "--worlds", "1", "--out",
                                         str(tmp_path), *sets], timeout=120)
         assert code == 0, out + err
+
+
+def test_default_mode_at_a_world_size_that_does_not_divide_the_micro_batches(tmp_path):
+    """4 micro-batches on 3 ranks (2, 1, 1): sample weighting gives one process's result to rounding."""
+    runs = {}
+    for world in (1, 3):
+        code, _, err, _ = train(world, tmp_path / f"w{world}", "deterministic=false", "dtype=\"float64\"",
+                                "steps=4", "checkpoint_every=0", "check_replicas_every=1", timeout=240)
+        assert code == 0, err
+        runs[world] = final(tmp_path / f"w{world}")
+        losses = [json.loads(line)["loss"] for line in open(tmp_path / f"w{world}" / "metrics.jsonl")]
+        runs[world]["losses"] = np.array(losses)
+    for key, value in runs[1].items():
+        np.testing.assert_allclose(runs[3][key], value, rtol=1e-10, atol=1e-12, err_msg=key)
