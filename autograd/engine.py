@@ -25,6 +25,11 @@ def is_grad_enabled():
     return _grad_enabled
 
 
+def current_pass():
+    """A token of the backward pass running now (None outside one): `is`-equal only within one pass."""
+    return _pass_callbacks
+
+
 def queue_callback(fn):
     """Run fn() once at the end of the backward pass that is running now."""
     if _pass_callbacks is None:
@@ -101,13 +106,14 @@ def _seed_grad(out, grad):
     return grad
 
 
-def _topological_order(root):
-    """Nodes that need a gradient, each after all of its parents (iterative post-order DFS).
+def _graph(root):
+    """(interior nodes each after all of its parents, {id: consumers} of every node needing a gradient).
 
-    A node is marked when it is expanded, not when it is pushed: marking at push time lets a
-    node that another path reaches deeper be emitted before one of its consumers.
+    Iterative post-order DFS. A node is marked when it is expanded, not when it is pushed: marking at
+    push time lets a node that another path reaches deeper be emitted before one of its consumers.
+    Each node is expanded once, so counting edges while expanding counts every consumer once.
     """
-    order, expanded, stack = [], set(), [(root, False)]
+    order, pending, expanded, stack = [], {}, set(), [(root, False)]
     while stack:
         node, parents_done = stack.pop()
         if parents_done:
@@ -118,59 +124,64 @@ def _topological_order(root):
         expanded.add(id(node))
         stack.append((node, True))
         for parent in node._parents:
-            if parent.requires_grad and id(parent) not in expanded:
-                stack.append((parent, False))
-    return order
+            if parent.requires_grad:
+                key = id(parent)
+                pending[key] = pending.get(key, 0) + 1
+                if parent._parents and key not in expanded:
+                    stack.append((parent, False))
+    return order, pending
 
 
 def _run_backward(root, seed, retain_graph):
     global _pass_callbacks
     if _pass_callbacks is not None:
         raise RuntimeError("backward() cannot be called from inside another backward pass")
-    order = _topological_order(root)
-    pending = {}  # consumers of each node that have not yet sent their gradient
-    for node in order:
-        for parent in node._parents:
-            if parent.requires_grad:
-                pending[id(parent)] = pending.get(id(parent), 0) + 1
-    grads, owned = {id(root): seed}, set()  # owned: ids whose grads entry this pass allocated
     _pass_callbacks = []
     try:
-        if root.is_leaf:
-            _accumulate_leaf(root, grads.pop(id(root)), False)
-        for node in reversed(order):
-            if not node.is_leaf:
-                _propagate(node, grads.pop(id(node), None), grads, owned, pending, retain_graph)
+        if not root._parents:
+            _accumulate_leaf(root, seed, False)
+        else:
+            _propagate_all(root, seed, retain_graph)
         for fn in _pass_callbacks:
             fn()
     finally:
         _pass_callbacks = None
 
 
-def _propagate(node, grad, grads, owned, pending, retain_graph):
-    if node._backward is None:
-        raise RuntimeError(f"backward through '{node._op}' a second time: its graph was freed by an "
-                           "earlier backward(); pass retain_graph=True to the first call")
-    parent_grads = node._backward(grad) if grad is not None else (None,) * len(node._parents)
-    if not retain_graph:
-        node._backward = None  # frees the arrays the closure saved
-    for parent, pgrad in zip(node._parents, parent_grads):
-        if not parent.requires_grad:
-            continue
-        if pgrad is not None:
-            _collect(parent, pgrad, grads, owned, _exclusive(pgrad, grad, parent_grads))
-        pending[id(parent)] -= 1
-        if pending[id(parent)] == 0 and parent.is_leaf:
+def _propagate_all(root, seed, retain_graph):
+    """Each interior node's backward once, in reverse topological order; a leaf's .grad is written
+    (and its hooks fired) as soon as its last consumer has sent its gradient."""
+    order, pending = _graph(root)
+    grads, owned = {id(root): seed}, set()  # owned: ids whose grads entry this pass allocated
+    for node in reversed(order):
+        backward = node._backward
+        if backward is None:
+            raise RuntimeError(f"backward through '{node._op}' a second time: its graph was freed by an "
+                               "earlier backward(); pass retain_graph=True to the first call")
+        grad = grads.pop(id(node), None)
+        parent_grads = backward(grad) if grad is not None else None
+        if not retain_graph:
+            node._backward = None  # frees the arrays the closure saved
+        for i, parent in enumerate(node._parents):
+            if not parent.requires_grad:
+                continue
             key = id(parent)
-            _accumulate_leaf(parent, grads.pop(key, None), key in owned)
+            if parent_grads is not None and parent_grads[i] is not None:
+                _collect(parent, parent_grads[i], grads, owned, _exclusive(parent_grads[i], grad, parent_grads))
+            pending[key] -= 1
+            if not pending[key] and not parent._parents:
+                _accumulate_leaf(parent, grads.pop(key, None), key in owned)
 
 
 def _exclusive(pgrad, grad, parent_grads):
     """True when nothing else can hold pgrad: the op made it for this one parent (not a view, not its
     incoming grad, not shared with another parent). Backward closures must never return an array
     they keep elsewhere, so such a buffer can be added to in place or become a leaf's .grad."""
-    return (isinstance(pgrad, np.ndarray) and pgrad.base is None and pgrad.flags.writeable
-            and pgrad is not grad and sum(p is pgrad for p in parent_grads) == 1)
+    if type(pgrad) is not np.ndarray or pgrad.base is not None or pgrad is grad or not pgrad.flags.writeable:
+        return False
+    if len(parent_grads) == 1:
+        return True
+    return sum(p is pgrad for p in parent_grads) == 1
 
 
 def _collect(parent, pgrad, grads, owned, exclusive):
@@ -181,17 +192,19 @@ def _collect(parent, pgrad, grads, owned, exclusive):
         if key not in owned:
             # a fresh buffer: `previous` may be a read-only broadcast or shared with another node
             if previous is None:
-                previous = np.zeros(parent.shape, parent.dtype)
+                previous = np.zeros(parent.data.shape, parent.data.dtype)
             else:
-                previous = np.array(previous, parent.dtype)
+                previous = np.array(previous, parent.data.dtype)
             grads[key] = previous
             owned.add(key)
         pgrad.add_to(previous)
         return
-    reduced = unbroadcast(pgrad, parent.shape, parent.dtype)
-    if reduced is not pgrad:  # a new sum or cast, or a read-only broadcast view
-        exclusive = isinstance(reduced, np.ndarray) and reduced.base is None and reduced.flags.writeable
-    pgrad = reduced
+    data = parent.data
+    if type(pgrad) is not np.ndarray or pgrad.shape != data.shape or pgrad.dtype != data.dtype:
+        reduced = unbroadcast(pgrad, data.shape, data.dtype)
+        if reduced is not pgrad:  # a new sum or cast, or a read-only broadcast view
+            exclusive = isinstance(reduced, np.ndarray) and reduced.base is None and reduced.flags.writeable
+        pgrad = reduced
     if previous is None:
         grads[key] = pgrad
         if exclusive:
@@ -218,9 +231,23 @@ def make_result(data, parents, backward, op):
     """The output of an op; the graph is recorded only when a parent needs a gradient."""
     out = Variable.__new__(Variable)
     out.data, out.grad, out.name, out._op, out._hooks = data, None, None, op, None
-    out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
-    out._parents = tuple(parents) if out.requires_grad else ()
-    out._backward = backward if out.requires_grad else None
+    needed = False
+    if _grad_enabled:
+        for p in parents:
+            if p.requires_grad:
+                needed = True
+                break
+    out.requires_grad = needed
+    out._parents = tuple(parents) if needed else ()
+    out._backward = backward if needed else None
+    return out
+
+
+def constant(array):
+    """A Variable around a numpy array that needs no gradient (no checks: the caller made the array)."""
+    out = Variable.__new__(Variable)
+    out.data, out.grad, out.requires_grad, out.name = array, None, False, None
+    out._parents, out._backward, out._op, out._hooks = (), None, None, None
     return out
 
 
@@ -229,6 +256,6 @@ def as_variable(x, like=None):
     if isinstance(x, Variable):
         return x
     if (like is not None and isinstance(x, (int, float, np.integer, np.floating))
-            and np.issubdtype(like.dtype, np.floating)):
-        return Variable(np.asarray(x, dtype=like.dtype))
+            and like.data.dtype.kind == "f"):
+        return constant(np.asarray(x, dtype=like.data.dtype))
     return Variable(x)

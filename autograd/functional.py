@@ -27,15 +27,31 @@ _GELU_C = math.sqrt(2 / math.pi)
 
 
 def gelu(x):
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form of GELU"""
+    """0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3): the tanh form of GELU, computed as
+    x s with s = sigmoid(2u) = (1 + tanh u) / 2; d/dx = s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+    """
     x = as_variable(x)
-    d = x.data
-    t = np.tanh(_GELU_C * (d + 0.044715 * d ** 3))
-    out = 0.5 * d * (1 + t)
+    d = x.data if x.dtype.kind == "f" else x.data.astype(np.float64)
+    s = d * d  # x*x*x, never x**3: numpy's float32 power is a per-element pow() call
+    s *= -2 * _GELU_C * 0.044715
+    s -= 2 * _GELU_C
+    s *= d  # -2u
+    with np.errstate(over="ignore"):  # e^-2u = inf for very negative x gives s = 0, as it should
+        np.exp(s, out=s)  # exp is several times faster than numpy's tanh
+    s += 1
+    np.divide(1, s, out=s)
+    out = d * s
 
     def backward(g):
-        dt = (1 - t * t) * _GELU_C * (1 + 3 * 0.044715 * d * d)
-        return (g * (0.5 * (1 + t) + 0.5 * d * dt),)
+        slope = d * d
+        slope *= 3 * 0.044715
+        slope += 1
+        slope *= d
+        slope *= 2 * _GELU_C
+        slope *= s * (1 - s)
+        slope += s
+        slope *= g
+        return (slope,)
     return make_result(out, (x,), backward, "gelu")
 
 
@@ -47,8 +63,15 @@ def _log_softmax_data(d, axis):
 def softmax(x, axis=-1):
     """e^x / sum e^x along axis; d = s * (g - sum(g s))"""
     x = as_variable(x)
-    s = np.exp(_log_softmax_data(x.data, axis))
-    return make_result(s, (x,), lambda g: (s * (g - np.sum(g * s, axis=axis, keepdims=True)),), "softmax")
+    s = x.data - np.max(x.data, axis=axis, keepdims=True)  # keeps exp() finite for logits of any size
+    np.exp(s, out=s)
+    s *= 1 / np.add.reduce(s, axis=axis, keepdims=True)
+
+    def backward(g):
+        grad = g - np.expand_dims(np.vecdot(g, s, axis=axis), axis)
+        grad *= s
+        return (grad,)
+    return make_result(s, (x,), backward, "softmax")
 
 
 def log_softmax(x, axis=-1):
@@ -130,20 +153,25 @@ def mae_loss(pred, target):
 
 
 def cross_entropy(logits, targets):
-    """mean over samples of -log softmax(logits)[target]; d = (softmax - onehot) / N"""
+    """mean over samples of -log softmax(logits)[target]; d = (softmax - onehot) / N
+
+    One node: the forward keeps e^(x - max) and its row sums, so backward is a scale and a scatter.
+    """
     logits = as_variable(logits)
     t = np.asarray(targets.data if isinstance(targets, Variable) else targets)
     _check_targets(logits, t)
     classes = logits.shape[-1]
-    flat_logp = _log_softmax_data(logits.data, -1).reshape(-1, classes)
-    rows, flat_t = np.arange(flat_logp.shape[0]), t.reshape(-1)
+    flat = logits.data.reshape(-1, classes)
+    rows, flat_t = np.arange(flat.shape[0]), t.reshape(-1)
     count = flat_t.size
-    loss = -np.sum(flat_logp[rows, flat_t]) / count
+    shifted = flat - flat.max(axis=1, keepdims=True)  # keeps exp() finite for logits of any size
+    exps = np.exp(shifted)
+    sums = np.add.reduce(exps, axis=1)
+    loss = (np.sum(np.log(sums)) - np.sum(shifted[rows, flat_t])) / count
 
     def backward(g):
-        grad = np.exp(flat_logp)
-        grad[rows, flat_t] -= 1
-        grad *= g / count
+        grad = exps * ((g / count) / sums[:, None])
+        grad[rows, flat_t] -= g / count
         return (grad.reshape(logits.shape),)
     return make_result(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy")
 

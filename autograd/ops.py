@@ -13,10 +13,11 @@ from .unary_ops import abs, clip, exp, log, relu, sigmoid, sqrt, tanh  # noqa: F
 def _pair(a, b, op):
     a = as_variable(a, b if isinstance(b, Variable) else None)
     b = as_variable(b, a)
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    if a.data.shape != b.data.shape and b.data.ndim and a.data.ndim:  # equal or scalar shapes always broadcast
+        try:
+            np.broadcast_shapes(a.data.shape, b.data.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast") from None
     return a, b
 
 
@@ -200,7 +201,7 @@ def _install_methods():
         "__pow__": power, "__rpow__": rev(power), "__matmul__": matmul, "__rmatmul__": rev(matmul),
         "__neg__": neg, "__getitem__": getitem, "sum": sum, "mean": mean, "var": var, "max": max,
         "reshape": reshape, "transpose": transpose, "exp": exp, "log": log, "sqrt": sqrt,
-        "abs": abs, "clip": clip, "relu": relu, "tanh": tanh, "sigmoid": sigmoid,
+        "abs": abs, "__abs__": abs, "clip": clip, "relu": relu, "tanh": tanh, "sigmoid": sigmoid,
     }
     for name, fn in methods.items():
         setattr(Variable, name, fn)

@@ -18,6 +18,8 @@ def build_parser():
                        help="override one config key; VALUE is a TOML value (repeatable)")
     train.add_argument("--out", metavar="DIR", default="runs/train",
                        help="directory for metrics.jsonl, config.toml, checkpoints and final.npz (default: %(default)s)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="a new run may replace the run already in --out (its files are deleted first)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(run=_train)
 
@@ -38,7 +40,7 @@ def main(argv=None):
 
 def _train(args):
     from .train import train_command  # imports MPI: only the train command pays for it
-    return train_command(args.config, args.overrides, args.out, args.quiet)
+    return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite)
 
 
 def _plot(args):

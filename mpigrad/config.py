@@ -25,12 +25,13 @@ class Key:
     hi: float = None
     choices: tuple = None  # allowed strings
     positive: bool = False  # lo itself is excluded
+    model: str = None  # the only model the key applies to
 
 
 KEYS = {
     "model": Key("transformer", str, "built-in model", choices=("transformer", "mlp")),
     "data": Key("pydoc", str, "'pydoc' (built-in text), a text file (transformer), or .npz/.npy/IDX file (mlp)"),
-    "labels": Key("", str, "labels file for .npy or IDX data (mlp)"),
+    "labels": Key("", str, "mlp: labels file for .npy or IDX data", model="mlp"),
     "val_fraction": Key(0.1, float, "share of the data held out for validation", 0.0, 0.5),
     "seed": Key(0, int, "seed of initialisation, shuffling and sampling", 0, 2**63 - 1),
     "steps": Key(2000, int, "optimizer steps to train", 1),
@@ -39,7 +40,8 @@ KEYS = {
     "lr": Key(3e-3, float, "peak learning rate (Adam)", 0.0, positive=True),
     "min_lr": Key(0.0, float, "learning rate at the end of the cosine decay", 0.0),
     "warmup_steps": Key(50, int, "linear warm-up steps", 0),
-    "decay_steps": Key(0, int, "length of the cosine decay; 0 means steps", 0),
+    "decay_steps": Key(0, int, "steps of cosine decay after the warm-up; 0: until `steps` "
+                              "(config.toml records the resolved value)", 0),
     "weight_decay": Key(0.0, float, "Adam L2 weight decay", 0.0),
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
     "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches"),
@@ -53,13 +55,13 @@ KEYS = {
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
     "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
     "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
-    "context": Key(64, int, "transformer: characters of context", 2),
-    "d_model": Key(64, int, "transformer: embedding width", 1),
-    "num_heads": Key(4, int, "transformer: attention heads", 1),
-    "num_layers": Key(2, int, "transformer: blocks", 1),
-    "sample_chars": Key(200, int, "transformer: characters generated at the end", 0),
-    "hidden": Key([128], list, "mlp: hidden layer widths"),
-    "activation": Key("relu", str, "mlp: activation", choices=("relu", "tanh", "gelu", "sigmoid")),
+    "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),
+    "d_model": Key(64, int, "transformer: embedding width", 1, model="transformer"),
+    "num_heads": Key(4, int, "transformer: attention heads", 1, model="transformer"),
+    "num_layers": Key(2, int, "transformer: blocks", 1, model="transformer"),
+    "sample_chars": Key(200, int, "transformer: characters generated at the end", 0, model="transformer"),
+    "hidden": Key([128], list, "mlp: hidden layer widths", model="mlp"),
+    "activation": Key("relu", str, "mlp: activation", choices=("relu", "tanh", "gelu", "sigmoid"), model="mlp"),
 }
 
 # Keys that shape the trajectory: a resumed run must use the checkpoint's values.
@@ -112,9 +114,12 @@ def check_config(raw, world_size=1):
     for key in raw:
         _check_known(key)
     cfg = {key: _check_value(key, raw.get(key, spec.default)) for key, spec in KEYS.items()}
+    for key in raw:  # a default of the other model is harmless; a value the user set is a mistake
+        if KEYS[key].model not in (None, cfg["model"]):
+            raise ConfigError(f"config key '{key}' applies to model '{KEYS[key].model}', not to model '{cfg['model']}'")
     _check_combination(cfg, world_size)
     if cfg["decay_steps"] == 0:
-        cfg["decay_steps"] = cfg["steps"]
+        cfg["decay_steps"] = max(1, cfg["steps"] - cfg["warmup_steps"])
     return cfg
 
 
@@ -171,7 +176,7 @@ def _check_combination(cfg, world_size):
                           f"over {world_size} ranks; use a world size that divides {micro_batches}")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
-    if cfg["d_model"] % cfg["num_heads"]:
+    if cfg["model"] == "transformer" and cfg["d_model"] % cfg["num_heads"]:
         raise ConfigError(f"d_model={cfg['d_model']} is not divisible by num_heads={cfg['num_heads']}")
     if cfg["model"] == "mlp" and cfg["data"] == "pydoc":
         raise ConfigError("model 'mlp' needs data = a .npz, .npy or MNIST IDX file")
@@ -187,9 +192,10 @@ def trajectory_mismatch(cfg, saved):
 
 
 def to_toml(cfg):
-    """The config as TOML text, one `key = value` line per key in KEYS order."""
+    """The config as TOML text, one `key = value` line per key of its model, in KEYS order."""
     values = vars(cfg) if isinstance(cfg, SimpleNamespace) else cfg
-    return "".join(f"{key} = {_toml_value(values[key])}\n" for key in KEYS)
+    return "".join(f"{key} = {_toml_value(values[key])}\n" for key, spec in KEYS.items()
+                   if spec.model in (None, values["model"]))
 
 
 def _toml_value(value):

@@ -3,10 +3,41 @@
 import glob
 import os
 import re
+import shutil
 import signal
 
-from mpigrad.runtime import load_checkpoint, save_checkpoint
+from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
+
+
+def vote(comm, work):
+    """Run work() on this rank, then one allgather: its result everywhere, or the same ConfigError everywhere.
+
+    The failing rank's message wins, whichever rank it is, so a file one rank cannot read ends the
+    whole job with that rank's words instead of leaving the others in their next collective.
+    """
+    try:
+        result, error = work(), None
+    except (ConfigError, CheckpointError) as e:
+        result, error = None, str(e)
+    errors = comm.allgather_obj(error)
+    failed = [(rank, message) for rank, message in enumerate(errors) if message]
+    if failed:
+        rank, message = failed[0]
+        everywhere = len(failed) == comm.size and all(m == message for _, m in failed)
+        raise ConfigError(message if everywhere else f"rank {rank}: {message}")
+    return result
+
+
+def check_same_arguments(comm, cfg, out):
+    """Refuse ranks started with different config values or --out (an MPMD launch gone wrong)."""
+    everyone = comm.allgather_obj({**vars(cfg), "--out": out})
+    for rank, theirs in enumerate(everyone):
+        for key, value in everyone[0].items():
+            if theirs[key] != value:
+                said, first = (f"{key} {v}" if key == "--out" else f"{key} = {v!r}" for v in (theirs[key], value))
+                raise ConfigError(f"rank {rank} was started with {said}, rank 0 with {first}: every rank needs "
+                                  "the same arguments")
 
 
 class Checkpoints:
@@ -31,19 +62,44 @@ class Checkpoints:
                 os.unlink(old)
 
 
-def resume_state(job, resume):
-    """(step, skipped steps) to start from: (0, 0) for a new run, else the newest checkpoint's."""
-    if not resume:
-        return 0, 0
-    found = job.checkpoints.existing()
+# What a run leaves in --out; a new run refuses a directory holding any of them (unless told to overwrite)
+RUN_FILES = ("config.toml", "metrics.jsonl", "final.npz", "checkpoints")
+
+
+def claim_out(out, overwrite):
+    """Rank 0, new run: refuse an --out that holds another run, or clear that run's files first."""
+    found = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
     if not found:
-        raise ConfigError(f"resume = true but {job.checkpoints.directory} holds no checkpoint")
-    extra = load_checkpoint(found[-1], job.model, job.optimizer)
+        return
+    if not overwrite:
+        raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
+                          "or pass --overwrite to replace it")
+    for name in found:
+        path = os.path.join(out, name)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        except OSError as e:
+            raise ConfigError(f"--overwrite: cannot remove {path}: {e.strerror or e}") from None
+
+
+def newest_checkpoint(checkpoints):
+    """Rank 0's newest checkpoint path (decided once, so every rank reads the same file)."""
+    found = checkpoints.existing()
+    if not found:
+        raise ConfigError(f"resume = true but {checkpoints.directory} holds no checkpoint")
+    return found[-1]
+
+
+def resume_state(job, path):
+    """(step, skipped steps) to start from: (0, 0) for a new run, else those of checkpoint `path`."""
+    if path is None:
+        return 0, 0
+    extra = load_checkpoint(path, job.model, job.optimizer)
     problem = trajectory_mismatch(job.cfg, extra["config"])
     if problem:
-        raise ConfigError(f"cannot resume from {found[-1]}: {problem}")
+        raise ConfigError(f"cannot resume from {path}: {problem}")
     if extra["step"] > job.cfg.steps:
-        raise ConfigError(f"cannot resume from {found[-1]}: it is at step {extra['step']}, past steps={job.cfg.steps}")
+        raise ConfigError(f"cannot resume from {path}: it is at step {extra['step']}, past steps={job.cfg.steps}")
     job.schedule.load_state_dict(extra["schedule"])
     return extra["step"], extra["skipped"]
 

@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+from .config import ConfigError
+
 
 def _clean(value):
     """JSON has no NaN/Inf: a non-finite float is written as null."""
@@ -19,21 +21,57 @@ class MetricsLog:
 
     def __init__(self, path, resume_step=None):
         self.path = path
-        rows = read_metrics(path) if resume_step is not None and os.path.exists(path) else []
-        with open(path, "w") as f:
-            for row in rows:
-                if row.get("step", 0) <= resume_step:
-                    f.write(json.dumps(row) + "\n")
+        rows = []
+        if resume_step is not None and os.path.exists(path):
+            rows, dropped = read_rows(path)
+            if dropped:
+                print(f"mpigrad train: {path}: dropped a partial last line ({dropped} bytes) left by an "
+                      "interrupted write", file=sys.stderr, flush=True)
+        kept = "".join(json.dumps(row) + "\n" for row in rows if row.get("step", 0) <= resume_step)
+        _replace(path, kept)
 
     def write(self, row):
         with open(self.path, "a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
 
 
-def read_metrics(path):
-    """The rows of a metrics.jsonl file as dicts (blank lines skipped)."""
+def _replace(path, text):
+    """Write a temporary file and rename it over `path`: a crash leaves the old file or the new one."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def read_rows(path):
+    """(rows, bytes dropped): the rows of a metrics.jsonl file; a last line that is not JSON (a write
+    cut short by a crash or a full disk) is dropped, a bad line before it is an error."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    rows, dropped = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if any(rest.strip() for rest in lines[number:]):
+                raise ConfigError(f"{path}: line {number} is not JSON") from None
+            dropped = len(line.encode())
+    return rows, dropped
+
+
+def read_metrics(path):
+    """The rows of a metrics.jsonl file as dicts (blank lines and a partial last line skipped)."""
+    return read_rows(path)[0]
 
 
 def format_duration(seconds):

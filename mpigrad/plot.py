@@ -26,7 +26,7 @@ def plot_runs(directories, out):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("matplotlib is not installed; install it with: pip install 'mpigrad[plot]'") from None
+        raise ConfigError("matplotlib is not installed; install it from the repository with: pip install -e '.[plot]'") from None
     runs = [load_run(d) for d in directories]
     accuracy = any(r.get("accuracy") is not None for _, rows in runs for r in rows)  # classifiers log it
     fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(12 if accuracy else 7, 4.2), squeeze=False)

@@ -16,52 +16,78 @@ from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, 
 from .config import ConfigError, load_config, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
-from .job import Checkpoints, Shutdown, resume_state
+from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress
 from .models import build_model
 
 
-def train_command(config_path, overrides, out, quiet):
+def train_command(config_path, overrides, out, quiet, overwrite=False):
     """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal)."""
     comm = init()
     try:
-        job = Job(comm, load_config(config_path, overrides, comm.size), out, quiet)
+        job = Job(comm, config_path, overrides, out, quiet, overwrite)
     except (ConfigError, CheckpointError) as e:
-        # every rank validated the same inputs, so every rank is here with the same message
+        # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
         return 2
     return job.run()
 
 
+def make_schedule(cfg, optimizer):
+    """Linear warm-up over warmup_steps, then a cosine from lr to min_lr over the next decay_steps."""
+    return CosineLR(optimizer, total_steps=cfg.warmup_steps + cfg.decay_steps, warmup_steps=cfg.warmup_steps,
+                    min_lr=cfg.min_lr)
+
+
 class Job:
     """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
 
-    def __init__(self, comm, cfg, out, quiet):
-        self.comm, self.cfg, self.out = comm, cfg, out
-        self.data = load_data(cfg)
-        try:
-            self.batches = GlobalBatches(self.data.train.num_samples, cfg.global_batch, cfg.seed)
-        except ValueError as e:
-            raise ConfigError(f"data {self.data.source}: {e}") from None
-        self.model = build_model(cfg, self.data)
+    def __init__(self, comm, config_path, overrides, out, quiet, overwrite=False):
+        self.comm, self.out = comm, out
+        # local work first, then one vote: no rank enters a collective while another has failed
+        self.cfg, self.data, self.batches, self.model = vote(comm, lambda: self.prepare(config_path, overrides))
+        cfg = self.cfg
+        check_same_arguments(comm, cfg, out)
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic,
-                               micro_batches=micro_batches if cfg.deterministic else None)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.schedule = CosineLR(self.optimizer, total_steps=cfg.decay_steps, warmup_steps=cfg.warmup_steps,
-                                 min_lr=cfg.min_lr)
+        self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
-        self.step, self.skipped = resume_state(self, cfg.resume)
-        if comm.is_main:
-            os.makedirs(out, exist_ok=True)
-            with open(os.path.join(out, "config.toml"), "w") as f:
-                f.write(to_toml(cfg))
-            self.metrics = MetricsLog(os.path.join(out, "metrics.jsonl"), self.step if cfg.resume else None)
+        resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
+        self.step, self.skipped = resume_state(self, comm.bcast_obj(resume_from))
+        vote(comm, self.open_outputs if comm.is_main else lambda: None)
         tokens = cfg.context if cfg.model == "transformer" else 1
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
                                  unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
         self.micro_batches = micro_batches // comm.size  # this rank's share
+
+    def prepare(self, config_path, overrides):
+        """This rank's config, data, batch order and model: file reads only, no communication."""
+        cfg = load_config(config_path, overrides, self.comm.size)
+        data = load_data(cfg)
+        try:
+            batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
+        except ValueError as e:
+            raise ConfigError(f"data {data.source}: {e}") from None
+        return cfg, data, batches, build_model(cfg, data)
+
+    def claim_out(self, overwrite):
+        """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""
+        if self.cfg.resume:
+            return newest_checkpoint(self.checkpoints)
+        claim_out(self.out, overwrite)
+        return None
+
+    def open_outputs(self):
+        """Rank 0: config.toml and metrics.jsonl in --out."""
+        try:
+            os.makedirs(self.out, exist_ok=True)
+            with open(os.path.join(self.out, "config.toml"), "w") as f:
+                f.write(to_toml(self.cfg))
+        except OSError as e:
+            raise ConfigError(f"--out {self.out}: {e.strerror or e}") from None
+        self.metrics = MetricsLog(os.path.join(self.out, "metrics.jsonl"), self.step if self.cfg.resume else None)
 
     def run(self):
         shutdown = Shutdown(self.comm)
@@ -101,10 +127,10 @@ class Job:
                 loss = self.model.loss(logits, y)
                 losses.append(loss.item())
                 correct += count_correct(logits, y) if cfg.model == "mlp" else 0
-                # deterministic mode averages micro-batches itself; otherwise scale like DDP accumulation
-                (loss if cfg.deterministic else loss * (1.0 / self.micro_batches)).backward()
+                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
-        loss = math.fsum(v for rank_losses, _ in everyone for v in rank_losses) / (self.micro_batches * self.comm.size)
+        every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
+        loss = math.fsum(every_loss) / len(every_loss)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":

@@ -42,14 +42,6 @@ def make_buckets(groups, bucket_bytes):
     return buckets
 
 
-def sample_weight(comm, local_samples):
-    """n_r / N: this rank's share of the samples of the step (all ranks take part)."""
-    total = comm.allreduce_obj(local_samples)
-    if total <= 0:
-        raise ValueError(f"no samples went through DataParallel on any rank this step (got {total})")
-    return local_samples / total
-
-
 class BucketReducer:
     """Averages gradients over ranks, weighting each rank by its share of the samples."""
 
@@ -66,9 +58,9 @@ class BucketReducer:
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
         self.comm_time = 0.0
 
-    def start_pass(self, local_samples):
-        """First gradient of a synchronising pass: learn the weights, reset the bucket counters."""
-        self._weight = sample_weight(self.comm, local_samples)
+    def start_pass(self, weight):
+        """First gradient of a synchronising pass: this rank's weight, the bucket counters reset."""
+        self._weight = weight
         self._next = 0
         for b in self.buckets:
             b.pending, b.request = len(b.param_ids), None
@@ -91,6 +83,14 @@ class BucketReducer:
             bucket.grad *= bucket.grad.dtype.type(self._weight)
         bucket.request = self.comm.Iallreduce(bucket.grad)
         self._next += 1
+
+    def abandon(self):
+        """A pass raised midway: complete what it started (every rank started the same), forget the rest."""
+        for b in self.buckets:
+            if b.request is not None:
+                b.request.Wait()
+                b.request = None
+        self._next = len(self.buckets)
 
     def finish_pass(self):
         """Start what backward never touched (params without gradient), then wait for all."""

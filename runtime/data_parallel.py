@@ -2,27 +2,34 @@
 
 import contextlib
 
-from mpigrad.autograd.engine import queue_callback
+from mpigrad.autograd import is_grad_enabled
+from mpigrad.autograd.engine import current_pass, queue_callback
 from mpigrad.optim.flat import flatten_parameters
 
 from .buckets import BucketReducer
 from .comm import init, set_blas_threads
 from .replicas import check_replicas, check_same_structure
+from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
 
 
 class DataParallel:
-    """Wraps a Module: after loss.backward() every .grad holds sum_r (n_r / N) grad_r on every rank.
+    """Wraps a Module: after a synchronising backward every .grad holds sum_f (n_f / N) grad_f on every rank.
+
+    f runs over the forwards dp(x_f) of the step on all ranks whose outputs a backward reached
+    (n_f = len(x_f), N = sum n_f) and grad_f is the gradient of the loss backward took through
+    that output. So the loss of each micro-batch is backward'd as it is (its mean), never divided
+    by the number of micro-batches: DataParallel weights by samples, in both modes, and the result
+    is the mean gradient over every sample of the step.
 
     Parameters are packed into flat buffers in registration order (so an optimizer over
     dp.parameters() finds the flat layout and updates whole buffers); buckets are launched from
-    the end of the buffers, roughly the order backward finishes them, so the first all-reduces
-    run while backward continues. n_r counts the samples this rank passed through dp(...) since the
-    last synchronisation (the leading dimension of the first argument).
+    the end of the buffers, roughly the order backward finishes them.
 
-    deterministic=True sums micro-batch gradients along one fixed tree (tree_reduce.py);
-    micro_batches=K, the micro-batches of a step over all ranks, lets every world size that
-    divides K give one process's bits (without it each rank must run a power-of-two count).
+    micro_batches=K, the backward passes of a step over all ranks, is checked at every step.
+    deterministic=True sums micro-batch gradients along one fixed tree (tree_reduce.py); with K
+    every world size that divides K gives one process's bits (without it each rank must run a
+    power-of-two count).
     """
 
     def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None):
@@ -30,12 +37,13 @@ class DataParallel:
         self.comm = comm if comm is not None else init()
         _check_micro_batches(micro_batches, deterministic, self.comm.size)
         named = list(module.named_parameters())
+        _refuse_second_wrapper(named)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
         self.groups = flatten_parameters([p for _, p in named])
         for group in self.groups:
             self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
-        self.deterministic = bool(deterministic)
+        self.deterministic, self.micro_batches = bool(deterministic), micro_batches
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer = TreeReducer(self.groups, self.comm, micro_batches)
@@ -44,13 +52,21 @@ class DataParallel:
         for _, p in named:
             p.register_post_accumulate_grad_hook(self._grad_ready)
         self._sync = True
-        self._samples = 0
-        self._in_pass = False
+        self._pass = None  # current_pass() of the backward pass being reduced, None between passes
+        self._pass_marks = []  # the forwards that pass counted
+        self._new_step()
+
+    def _new_step(self):
+        self._samples = 0  # samples of the forwards counted since the last synchronisation (this rank)
+        self._passes = 0  # backward passes since the last synchronisation (this rank)
+        self._ref = 1 if self.deterministic else None  # see samples.py: world-size independent when deterministic
+        self._weighted = False  # the synchronising pass has fixed this rank's weight
 
     def __call__(self, *args, **kwargs):
-        if args:
-            self._samples += len(args[0])
-        return self.module(*args, **kwargs)
+        output = self.module(*args, **kwargs)
+        if args and is_grad_enabled():
+            output = mark_outputs(output, ForwardMark(self, len(args[0])))
+        return output
 
     def parameters(self):
         return self.module.parameters()
@@ -72,38 +88,99 @@ class DataParallel:
         finally:
             self._sync = previous
 
+    # ---- inside a backward pass (called by the engine)
+
+    def count_forward(self, mark):
+        """A backward reached mark's output: count its samples once; the factor its gradient takes."""
+        self._enter_pass()
+        if mark.counted_in is not None and mark.counted_in is not self._pass:
+            raise SecondBackwardError(second_backward_message())
+        if mark.counted_in is None:
+            if self._weighted:
+                raise RuntimeError("DataParallel: a dp(...) output got its gradient after this backward had "
+                                   "started averaging; put every dp(...) output of a step into the losses of "
+                                   "one backward, or accumulate under no_sync()")
+            mark.counted_in = self._pass
+            self._pass_marks.append(mark)
+            self._samples += mark.samples
+            self._ref = mark.samples if self._ref is None else self._ref
+        return mark.samples / self._ref
+
     def _grad_ready(self, param):
-        if not self._in_pass:
-            self._in_pass = True
-            queue_callback(self._end_of_pass)
-            if self._sync and not self.deterministic:
-                self.reducer.start_pass(self._samples)
+        self._enter_pass()
         if self._sync and not self.deterministic:
+            if not self._weighted:
+                self._start_averaging()
             self.reducer.grad_ready(param)
 
+    def _enter_pass(self):
+        token = current_pass()
+        if self._pass is token:
+            return
+        if self._pass is not None:
+            self._abandon_pass()
+        self._pass, self._pass_marks = token, []
+        self._passes += 1
+        queue_callback(self._end_of_pass)
+
+    def _abandon_pass(self):
+        """The previous pass raised before its end: it counts for nothing (its partial gradients stay
+        in .grad until zero_grad) and its half-done reduction is completed and forgotten."""
+        self.reducer.abandon()
+        self._weighted = False
+        self._passes -= 1
+        for mark in self._pass_marks:
+            self._samples -= mark.samples
+            mark.counted_in = None
+        if self._samples == 0 and not self.deterministic:
+            self._ref = None
+
+    def _start_averaging(self):
+        """This rank's weight ref_r / N, from every rank's samples and passes (all ranks take part)."""
+        counts = self.comm.allgather_obj((self._samples, self._passes))
+        total, passes = sum(s for s, _ in counts), sum(p for _, p in counts)
+        if self.micro_batches is not None and passes != self.micro_batches:
+            raise RuntimeError(f"DataParallel: this step ran {passes} backward passes over all ranks "
+                               f"({[p for _, p in counts]} per rank), but micro_batches={self.micro_batches}")
+        if total <= 0:
+            raise ValueError(f"no samples went through DataParallel on any rank this step (got {total}): "
+                             "the losses must come from dp(...) outputs")
+        self._weighted = True
+        self.reducer.start_pass((self._ref or 0) / total)
+
     def _end_of_pass(self):
-        self._in_pass = False
+        self._pass = None
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer.micro_batch_done()
             if self._sync:
-                self.reducer.finish()
+                self.reducer.finish(self._samples)
         elif self._sync:
+            if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
+                self._start_averaging()
             self.reducer.finish_pass()
         if self._sync:
-            self._samples = 0
+            self._new_step()
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
 
 
+def _refuse_second_wrapper(named):
+    """Two wrappers' hooks on one parameter would both count and reduce every pass (before any collective)."""
+    for name, p in named:
+        if any(getattr(hook, "__self__", None).__class__ is DataParallel for hook in p._hooks or ()):
+            raise ValueError(f"DataParallel: the module is already wrapped by a DataParallel (parameter {name} "
+                             "has its hooks); keep using that wrapper (its .module is this model)")
+
+
 def _check_micro_batches(micro_batches, deterministic, world_size):
     """Before any collective, so every rank raises the same error."""
     if micro_batches is None:
         return
-    if not deterministic:
-        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} only applies with deterministic=True")
-    if not (isinstance(micro_batches, int) and micro_batches > 0 and micro_batches % world_size == 0):
-        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} must be a positive multiple of the "
-                         f"world size {world_size}")
+    multiple = world_size if deterministic else 1
+    if not (isinstance(micro_batches, int) and micro_batches >= world_size and micro_batches % multiple == 0):
+        rule = f"a positive multiple of the world size {world_size}" if deterministic else \
+            f"an integer >= the world size {world_size} (every rank runs a backward)"
+        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} must be {rule}")

@@ -36,7 +36,7 @@ def fold(stack):
 
 
 class TreeReducer:
-    """Averages micro-batch gradients over all ranks with a fixed summation tree.
+    """Sums sample-weighted micro-batch gradients over all ranks with a fixed summation tree.
 
     micro_batches: K, the micro-batches of a step over all ranks; rank r owns those from
     r K / P. Without it a rank's block is assumed to start at an aligned power of two, so
@@ -67,18 +67,28 @@ class TreeReducer:
             g.grad.fill(0)
         self._count += 1
 
-    def finish(self):
-        """Merge all ranks' nodes, divide by the number of micro-batches, write the buffers."""
+    def abandon(self):
+        """A pass raised midway: nothing is in flight (micro-batches are taken at the end of a pass)."""
+
+    def finish(self, samples):
+        """Merge all ranks' nodes, divide by the step's samples over all ranks, write the buffers.
+
+        The leaves are sample-weighted micro-batch gradients (see samples.py), so this is the mean
+        over samples; `samples` is this rank's count."""
         nodes, count = self._stack, self._count
         self._stack, self._count = [], 0
         start = time.perf_counter()
-        shapes = self.comm.allgather_obj((count, [(level, first) for level, first, _ in nodes]))
-        self._check_counts([c for c, _ in shapes])
+        shapes = self.comm.allgather_obj((count, samples, [(level, first) for level, first, _ in nodes]))
+        self._check_counts([c for c, _, _ in shapes])
+        total_samples = sum(s for _, s, _ in shapes)
+        if total_samples <= 0:
+            raise ValueError(f"no samples went through DataParallel on any rank this step (got {total_samples}): "
+                             "the losses must come from dp(...) outputs")
         stack = []
-        for node in self._gather(nodes, [meta for _, meta in shapes]):
+        for node in self._gather(nodes, [meta for _, _, meta in shapes]):
             push(stack, *node)
         for g, total in zip(self.groups, fold(stack)):
-            np.divide(total, len(shapes) * count, out=g.grad)
+            np.divide(total, total_samples, out=g.grad)
         self.comm_time = time.perf_counter() - start
 
     def _gather(self, nodes, metas):

@@ -11,7 +11,6 @@ import numpy as np
 from mpigrad.autograd import Variable
 from mpigrad.optim.kernels import sum_of_squares
 
-from .buckets import sample_weight
 from .replicas import state_leaves
 
 
@@ -29,8 +28,11 @@ class ShardReducer:
         self._weight = 1.0
         self.comm_time = 0.0
 
-    def start_pass(self, local_samples):
-        self._weight = sample_weight(self.comm, local_samples)
+    def start_pass(self, weight):
+        self._weight = weight
+
+    def abandon(self):
+        pass  # nothing starts before the end of a pass
 
     def grad_ready(self, param):
         pass  # one reduce-scatter per buffer at the end: shards cut across parameters

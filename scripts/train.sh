@@ -6,4 +6,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[mpich]'
-exec .venv/bin/mpiexec -n "${NP:-2}" .venv/bin/mpigrad train "$@"
+code=0
+.venv/bin/mpiexec -n "${NP:-2}" .venv/bin/mpigrad train "$@" || code=$?
+cat <<NEXT
+
+mpigrad and mpiexec live in .venv/bin; to call them by name in this shell:
+    source .venv/bin/activate
+then, for example:
+    mpiexec -n ${NP:-2} mpigrad train --out runs/mine --set steps=200
+NEXT
+exit $code

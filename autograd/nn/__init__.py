@@ -7,7 +7,7 @@ float32 parameters and take optional `rng` (numpy Generator or int seed) and `dt
 
 from . import functional, init
 from .attention import MultiHeadAttention, causal_mask
-from .functional import layer_norm, linear
+from .functional import embedding, layer_norm, linear, scaled_dot_product_attention
 from .layers import GELU, MLP, Dropout, Embedding, LayerNorm, Linear, ReLU, Sigmoid, Tanh
 from .module import Module, Sequential
 from .recurrent import GRU, RNN
@@ -15,5 +15,5 @@ from .recurrent import GRU, RNN
 __all__ = [
     "Module", "Sequential", "Linear", "ReLU", "Tanh", "Sigmoid", "GELU", "Dropout", "Embedding",
     "LayerNorm", "MLP", "MultiHeadAttention", "RNN", "GRU", "init", "functional", "linear",
-    "layer_norm", "causal_mask",
+    "layer_norm", "causal_mask", "embedding", "scaled_dot_product_attention",
 ]

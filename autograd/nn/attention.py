@@ -1,13 +1,11 @@
 """Multi-head self-attention."""
 
-import math
-
 import numpy as np
 
-from .. import functional as F
 from .. import ops
 from ..engine import as_variable
 from . import init
+from .functional import causal_mask, scaled_dot_product_attention  # noqa: F401  (causal_mask re-exported)
 from .layers import Linear
 from .module import Module
 
@@ -36,10 +34,7 @@ class MultiHeadAttention(Module):
             raise ValueError(f"MultiHeadAttention: input shape {x.shape} is not (batch, time, {self.d_model})")
         batch, time, _ = x.shape
         q, k, v = (self._heads(proj(x), batch, time) for proj in (self.q, self.k, self.v))
-        scores = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.d_model // self.num_heads))
-        if self.causal:
-            scores = scores + causal_mask(time, scores.dtype)
-        y = F.softmax(scores, axis=-1) @ v  # (batch, heads, time, d_head)
+        y = scaled_dot_product_attention(q, k, v, self.causal)  # (batch, heads, time, d_head)
         return self.out(y.transpose(0, 2, 1, 3).reshape(batch, time, self.d_model))
 
     def _heads(self, x, batch, time):
@@ -47,17 +42,3 @@ class MultiHeadAttention(Module):
 
     def extra_repr(self):
         return f"{self.d_model}, num_heads={self.num_heads}, causal={self.causal}"
-
-
-_MASKS = {}
-
-
-def causal_mask(time, dtype):
-    """(time, time) array: 0 on and below the diagonal, a large negative number above (in dtype)."""
-    key = (time, np.dtype(dtype))
-    if key not in _MASKS:
-        # half of dtype's lowest value: exp() of it is 0 and adding a score cannot overflow to -inf
-        mask = np.triu(np.full((time, time), np.finfo(dtype).min / 2, dtype=dtype), k=1)
-        mask.flags.writeable = False
-        _MASKS[key] = mask
-    return _MASKS[key]

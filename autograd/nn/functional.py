@@ -1,4 +1,7 @@
-"""Fused layer ops: one graph node each, with hand-written backward (fewer temporaries than composing)."""
+"""Fused layer ops: one graph node each, with hand-written backward (fewer passes and temporaries
+than composing core ops). Each matches its composed reference (tests/autograd/nn/test_fused.py)."""
+
+import math
 
 import numpy as np
 
@@ -12,18 +15,20 @@ def linear(x, weight, bias=None):
     if x.ndim == 0 or x.shape[-1] != in_features:
         raise ValueError(f"linear: input shape {x.shape} does not end in in_features={in_features} "
                          f"of weight shape {weight.shape}")
-    out = x.data @ weight.data.T
+    lead = x.shape[:-1]
+    x2 = x.data.reshape(-1, in_features)  # one 2-D GEMM: numpy loops over the leading axes of a 3-D @
+    out = x2 @ weight.data.T
     if bias is not None:
         out += bias.data  # in place on the fresh product: no second (batch, out) temporary
 
     def backward(g):
         g2 = g.reshape(-1, out_features)
-        gx = g @ weight.data if x.requires_grad else None
-        gw = g2.T @ x.data.reshape(-1, in_features) if weight.requires_grad else None
+        gx = (g2 @ weight.data).reshape(*lead, in_features) if x.requires_grad else None
+        gw = g2.T @ x2 if weight.requires_grad else None
         gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, gb)
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return make_result(out, parents, backward, "linear")
+    return make_result(out.reshape(*lead, out_features), parents, backward, "linear")
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
@@ -35,15 +40,87 @@ def layer_norm(x, weight, bias, eps=1e-5):
     if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"layer_norm: input shape {x.shape} does not end in the normalised size "
                          f"{weight.shape[-1]} (weight shape {weight.shape})")
-    mean = x.data.mean(axis=-1, keepdims=True)
-    centred = x.data - mean
-    rstd = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
-    h = centred * rstd
-    out = h * weight.data + bias.data
+    width = x.shape[-1]
+    # shifted by each row's first value, so a constant row centres to exact zeros whatever its size
+    h = x.data - x.data[..., :1]
+    h -= np.add.reduce(h, axis=-1, keepdims=True) * (1.0 / width)
+    rstd = np.vecdot(h, h)[..., None]  # sum of squares in one pass, no squared temporary
+    rstd *= 1.0 / width
+    rstd += eps
+    np.sqrt(rstd, out=rstd)
+    np.divide(1.0, rstd, out=rstd)
+    h *= rstd  # h is now the normalised x, kept for backward
+    out = h * weight.data
+    out += bias.data
 
     def backward(g):
         d = g * weight.data
-        gx = rstd * (d - d.mean(axis=-1, keepdims=True) - h * (d * h).mean(axis=-1, keepdims=True))
-        lead = tuple(range(g.ndim - 1))
-        return gx, (g * h).sum(axis=lead), g.sum(axis=lead)
+        d_h = np.vecdot(d, h)[..., None]
+        d_mean = np.add.reduce(d, axis=-1, keepdims=True)
+        d -= d_mean * (1.0 / width)
+        d_h *= 1.0 / width
+        d -= h * d_h
+        d *= rstd
+        g2 = g.reshape(-1, width)
+        return d, np.add.reduce(g2 * h.reshape(-1, width), axis=0), np.add.reduce(g2, axis=0)
     return make_result(out, (x, weight, bias), backward, "layer_norm")
+
+
+def embedding(weight, ids):
+    """weight[ids]; the gradient of each row sums the output gradients of every position holding its id."""
+    out = weight.data[ids]
+    num, dim = weight.shape
+
+    def backward(g):
+        flat, g2 = ids.reshape(-1), g.reshape(-1, dim)
+        order = np.argsort(flat, kind="stable")  # equal ids side by side, each run summed in one reduceat
+        sorted_ids = flat[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        grad = np.zeros((num, dim), g.dtype)
+        grad[sorted_ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
+        return (grad,)
+    return make_result(out, (weight,), backward, "embedding")
+
+
+def scaled_dot_product_attention(q, k, v, causal=False):
+    """softmax(q k^T / sqrt(d) + mask) v over the last two axes; q, k, v (..., time, d).
+
+    With p the attention weights, y the output and g its gradient: dv = p^T g, dp = g v^T,
+    ds = p (dp - rowsum(g y)) (rowsum(dp p) = rowsum(g y)), dq = ds k / sqrt(d), dk = ds^T q / sqrt(d).
+    """
+    q, k, v = as_variable(q), as_variable(k), as_variable(v)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    qs = q.data * q.dtype.type(scale)  # scaling q is 1/time the work of scaling the scores
+    p = qs @ np.swapaxes(k.data, -1, -2)
+    if causal:
+        p += causal_mask(q.shape[-2], p.dtype)
+    p -= p.max(axis=-1, keepdims=True)  # keeps exp() finite
+    np.exp(p, out=p)
+    p *= 1.0 / np.add.reduce(p, axis=-1, keepdims=True)
+    y = p @ v.data
+
+    def backward(g):
+        ds = g @ np.swapaxes(v.data, -1, -2)
+        ds -= np.vecdot(g, y)[..., None]
+        ds *= p
+        gq = ds @ k.data if q.requires_grad else None
+        if gq is not None:
+            gq *= scale
+        gk = np.swapaxes(ds, -1, -2) @ qs if k.requires_grad else None
+        gv = np.swapaxes(p, -1, -2) @ g if v.requires_grad else None
+        return gq, gk, gv
+    return make_result(y, (q, k, v), backward, "attention")
+
+
+_MASKS = {}
+
+
+def causal_mask(time, dtype):
+    """(time, time) array: 0 on and below the diagonal, a large negative number above (in dtype)."""
+    key = (time, np.dtype(dtype))
+    if key not in _MASKS:
+        # half of dtype's lowest value: exp() of it is 0 and adding a score cannot overflow to -inf
+        mask = np.triu(np.full((time, time), np.finfo(dtype).min / 2, dtype=dtype), k=1)
+        mask.flags.writeable = False
+        _MASKS[key] = mask
+    return _MASKS[key]

@@ -14,7 +14,7 @@ from .. import functional as F
 from .. import ops
 from ..engine import Variable
 from . import init
-from .functional import layer_norm, linear
+from .functional import embedding, layer_norm, linear
 from .module import Module, Sequential
 
 
@@ -101,7 +101,7 @@ class Embedding(Module):
         if ids.size and (ids.min() < 0 or ids.max() >= self.num):
             bad = ids.min() if ids.min() < 0 else ids.max()
             raise IndexError(f"Embedding: id {bad} is outside [0, {self.num})")
-        return ops.getitem(self.weight, ids)
+        return embedding(self.weight, ids)
 
     def extra_repr(self):
         return f"{self.num}, {self.dim}"

@@ -39,4 +39,4 @@ def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import now raises ImportError
     write_run(tmp_path / "w1", 1)
     assert main(["plot", str(tmp_path / "w1")]) == 2
-    assert capsys.readouterr().err == "mpigrad plot: error: matplotlib is not installed; install it with: pip install 'mpigrad[plot]'\n"
+    assert capsys.readouterr().err == "mpigrad plot: error: matplotlib is not installed; install it from the repository with: pip install -e '.[plot]'\n"

@@ -3,6 +3,7 @@
 import tomllib
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from mpigrad.config import KEYS, ConfigError, check_config, load_config, parse_override, to_toml, \
@@ -17,10 +18,33 @@ def error_of(overrides, world_size=1, path=None):
     return message
 
 
-def test_defaults_are_valid_and_decay_defaults_to_steps():
-    cfg = load_config(None, ["steps=7"])
-    assert cfg.model == "transformer" and cfg.data == "pydoc" and cfg.decay_steps == 7
+def test_defaults_are_valid_and_decay_defaults_to_the_steps_after_warmup():
+    cfg = load_config(None, ["steps=70"])
+    assert cfg.model == "transformer" and cfg.data == "pydoc" and cfg.decay_steps == 20
+    assert load_config(None, ["steps=7"]).decay_steps == 1  # all warm-up: the cosine never starts
     assert set(vars(cfg)) == set(KEYS)
+
+
+def test_decay_steps_is_the_cosine_after_warmup():
+    from mpigrad.autograd import Variable
+    from mpigrad.optim import Adam
+    from mpigrad.train import make_schedule
+    cfg = load_config(None, ["steps=300", "warmup_steps=50", "decay_steps=100", "lr=1.0", "min_lr=0.5"])
+    opt = Adam([Variable(np.zeros(1), requires_grad=True)], lr=cfg.lr)
+    schedule = make_schedule(cfg, opt)
+    assert [schedule.lr_at(t) for t in (49, 50, 100, 150, 200)] == [1.0, 1.0, 0.75, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("model, key, value", [
+    ("transformer", "hidden", "[8]"), ("transformer", "activation", "tanh"), ("transformer", "labels", "y.npy"),
+    ("mlp", "context", "8"), ("mlp", "d_model", "8"), ("mlp", "num_heads", "2"), ("mlp", "num_layers", "3"),
+    ("mlp", "sample_chars", "0"),
+])
+def test_keys_of_the_other_model_are_refused_when_set(model, key, value):
+    data = ["data=x.npz"] if model == "mlp" else []
+    message = error_of([f"model={model}", *data, f"{key}={value}"])
+    other = "mlp" if model == "transformer" else "transformer"
+    assert message == f"config key '{key}' applies to model '{other}', not to model '{model}'"
 
 
 def test_file_then_overrides(tmp_path):
@@ -130,8 +154,11 @@ def test_bad_files(tmp_path):
 
 
 def test_to_toml_round_trips():
-    cfg = load_config(None, ['data="a \\"b\\" é.npz"', "model=mlp", "lr=1e-5", "hidden=[3, 4]", "resume=true"])
-    assert check_config(tomllib.loads(to_toml(cfg))) == vars(cfg)
+    for model in ([], ['data="a \\"b\\" é.npz"', "model=mlp", "hidden=[3, 4]"]):
+        cfg = load_config(None, [*model, "lr=1e-5", "resume=true", "steps=500"])
+        text = to_toml(cfg)
+        assert ("hidden" in text) == bool(model) and ("d_model" in text) != bool(model)
+        assert check_config(tomllib.loads(text)) == vars(cfg)
 
 
 def test_trajectory_mismatch_names_the_key():

@@ -10,11 +10,16 @@ from launch import run_mpi
 TINY = ["steps=6", "global_batch=8", "micro_batch=2", "context=16", "d_model=16", "num_heads=2",
         "num_layers=1", "eval_every=3", "eval_samples=16", "checkpoint_every=3", "sample_chars=20",
         "log_every=1", "warmup_steps=2", "deterministic=true"]
+TRANSFORMER_KEYS = ("context", "d_model", "num_heads", "num_layers", "sample_chars")
 
 
 def train(n, out, *extra, timeout=180):
-    sets = [a for item in [*TINY, *extra] for a in ("--set", item)]
-    return run_mpi(n, ["-m", "mpigrad", "train", "--out", str(out), "--quiet", *sets], timeout=timeout)
+    """`mpigrad train` on TINY + extra; an extra starting with -- is a flag, anything else a --set item."""
+    flags = [item for item in extra if item.startswith("--")]
+    base = TINY if not any(item.startswith("model=") and "mlp" in item for item in extra) else \
+        [item for item in TINY if item.split("=")[0] not in TRANSFORMER_KEYS]
+    sets = [a for item in [*base, *extra] if not item.startswith("--") for a in ("--set", item)]
+    return run_mpi(n, ["-m", "mpigrad", "train", "--out", str(out), "--quiet", *flags, *sets], timeout=timeout)
 
 
 def final(out):
@@ -69,3 +74,31 @@ def test_bad_config_is_one_line_on_every_launch(tmp_path, setting, message):
 def test_resume_without_checkpoint_is_refused(tmp_path):
     code, _, err, _ = train(1, tmp_path / "empty", "resume=true", timeout=60)
     assert code == 2 and "holds no checkpoint" in err
+
+
+def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(tmp_path):
+    code, _, err, _ = train(1, tmp_path / "run", "steps=9")
+    assert code == 0, err
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    code, _, err, _ = train(1, tmp_path / "run", timeout=60)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--out {tmp_path / 'run'} already holds a run" in err and "--overwrite" in err, err
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    code, _, err, _ = train(1, tmp_path / "run", "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
+        "step-00000003.ckpt", "step-00000006.ckpt"]
+    assert [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_drops_a_partial_last_metrics_line(tmp_path):
+    code, _, err, _ = train(2, tmp_path / "run")
+    assert code == 0, err
+    (tmp_path / "run" / "checkpoints" / "step-00000006.ckpt").unlink()
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    text = metrics.read_text()
+    metrics.write_text(text[:text.rindex("{") + 20])  # the write of row 6 was cut mid-line
+    code, _, err, _ = train(2, tmp_path / "run", "resume=true")
+    assert code == 0, err
+    assert f"{metrics}: dropped a partial last line (20 bytes)" in err, err
+    assert [json.loads(line)["step"] for line in open(metrics)] == [1, 2, 3, 4, 5, 6]

@@ -46,9 +46,9 @@ def test_no_sync_accumulation_equals_larger_batch():
     x, y = make_data(2 * n, seed=7)
     dp = DataParallel(make_model(), c)
     halves = [shard(n, c.rank, c.size), n + shard(n, c.rank, c.size)]
-    with dp.no_sync():
-        (loss_of(dp, x[halves[0]], y[halves[0]]) * 0.5).backward()
-    (loss_of(dp, x[halves[1]], y[halves[1]]) * 0.5).backward()
+    with dp.no_sync():  # losses as they are: DataParallel weights every forward by its samples
+        loss_of(dp, x[halves[0]], y[halves[0]]).backward()
+    loss_of(dp, x[halves[1]], y[halves[1]]).backward()
     expected = full_batch_grads(x, y)
     assert_everywhere(all(np.allclose(p.grad, e, rtol=1e-12, atol=1e-14) for p, e in zip(dp.parameters(), expected)),
                       "no_sync accumulation differs from the larger batch")

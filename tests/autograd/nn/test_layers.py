@@ -92,6 +92,16 @@ def test_layer_norm_values_and_gradients():
         ln(np.ones((2, 4)))
 
 
+@pytest.mark.parametrize("value", [12345.6, 1000.1, -3.3e4, 0.1])
+def test_layer_norm_maps_a_constant_float32_row_to_exactly_zero(value):
+    ln = nn.LayerNorm(64)
+    x = Variable(np.full((3, 64), value, np.float32), requires_grad=True)
+    y = ln(x)
+    assert y.dtype == np.float32 and (y.data == 0).all()
+    y.sum().backward()
+    assert np.isfinite(x.grad).all() and np.isfinite(ln.weight.grad).all()
+
+
 def test_mlp_structure_and_activation_choice():
     mlp = nn.MLP([4, 8, 8, 2], activation="tanh", rng=0)
     assert [type(m).__name__ for m in mlp] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
