@@ -32,6 +32,14 @@ def add_tool_commands(commands):
     evaluate.add_argument("--labels", metavar="FILE", help="labels of a .npy or IDX data file (mlp)")
     evaluate.set_defaults(run=_eval)
 
+    sample = commands.add_parser("sample", help="text from a trained language model",
+                                 description="Continue a prompt with the language model of a run directory.")
+    sample.add_argument("run_dir", metavar="RUN", help="an `mpigrad train --out` directory of the transformer")
+    sample.add_argument("--prompt", help="text to continue (default: the start of the validation text)")
+    sample.add_argument("--chars", type=int, default=200, help="characters to generate (default: %(default)s)")
+    sample.add_argument("--seed", type=int, help="sampling seed (default: the run's seed)")
+    sample.set_defaults(run=_sample)
+
 
 def _diff(args):
     from .diff import diff_command
@@ -46,3 +54,8 @@ def _check_determinism(args):
 def _eval(args):
     from .evaluate import eval_command  # imports MPI: run it under mpiexec to share the work
     return eval_command(args.run_dir, args.data, args.labels)
+
+
+def _sample(args):
+    from .sample import sample_command
+    return sample_command(args.run_dir, args.prompt, args.chars, args.seed)
