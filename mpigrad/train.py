@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 
-from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
+from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress
 from .models import build_model
@@ -135,16 +135,22 @@ class Job:
         cfg, start = self.cfg, time.perf_counter()
         self.optimizer.zero_grad()
         batch, mine = self.batches.batch(self.step), self.my_micro_batches
-        local_loss = 0.0
+        losses, correct = [], 0
         for i in mine:
             x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
             with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
-                loss = self.model.loss(self.dp(x), y)
-                local_loss += loss.item()
+                logits = self.dp(x)
+                loss = self.model.loss(logits, y)
+                losses.append(loss.item())
+                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
                 loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
-        loss = self.comm.allreduce_obj(local_loss) / self.micro_batches
+        everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
+        every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
+        loss = math.fsum(every_loss) / len(every_loss)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
+        if cfg.model == "mlp":
+            row["accuracy"] = sum(c for _, c in everyone) / cfg.global_batch
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
             if cfg.nonfinite == "stop":
                 if self.comm.is_main:
@@ -168,7 +174,7 @@ class Job:
         cfg, step = self.cfg, self.step
         last = step == cfg.steps
         if (cfg.eval_every and step % cfg.eval_every == 0) or last:
-            row["val_loss"] = self.validation_loss()
+            row.update(validation_metrics(self.model, self.data.val, cfg, self.comm))
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             self.dp.check_replicas(self.optimizer)
         if cfg.digest_every and (step % cfg.digest_every == 0 or last):
@@ -181,21 +187,6 @@ class Job:
         self.progress.update(step, row, logged)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
             self.checkpoints.save(self, step)
-
-    def validation_loss(self):
-        """Mean loss over the first eval_samples validation samples, split over the ranks."""
-        val = self.data.val
-        count = min(self.cfg.eval_samples, val.num_samples)
-        if count == 0:
-            return float("nan")
-        mine = np.array_split(np.arange(count), self.comm.size)[self.comm.rank]
-        total = 0.0
-        with no_grad():
-            for chunk in np.array_split(mine, max(1, -(-len(mine) // self.cfg.micro_batch))):
-                if len(chunk):
-                    x, y = val.batch(chunk)
-                    total += self.model.loss(self.model(x), y).item() * len(chunk)
-        return self.comm.allreduce_obj(total) / count
 
     def finish(self):
         if not self.comm.is_main:
