@@ -11,7 +11,7 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
@@ -34,7 +34,12 @@ def train_command(config_path, overrides, out, quiet, overwrite=False, resume_di
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
         return 2
-    return job.run()
+    try:
+        return job.run()
+    except CheckpointError as e:  # a failed checkpoint write, raised on every rank together
+        if comm.is_main:
+            print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 def make_schedule(cfg, optimizer):
@@ -54,6 +59,7 @@ class Job:
         out = self.out
         cfg = self.cfg
         check_same_arguments(comm, cfg, out)
+        init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -133,6 +139,7 @@ class Job:
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
         cfg, start = self.cfg, time.perf_counter()
+        progress("forward", self.step + 1)
         self.optimizer.zero_grad()
         batch, mine = self.batches.batch(self.step), self.my_micro_batches
         losses, correct = [], 0
@@ -147,6 +154,7 @@ class Job:
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
         every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
         loss = math.fsum(every_loss) / len(every_loss)
+        progress("optimizer step", self.step + 1)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
@@ -176,10 +184,13 @@ class Job:
         if (cfg.eval_every and step % cfg.eval_every == 0) or last:
             row.update(validation_metrics(self.model, self.data.val, cfg, self.comm))
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+            progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
         if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+            progress("state digest", step)
             row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
+        progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:
