@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .watchdog import progress
 
 MAGIC = b"MPIGRAD-CHECKPOINT 1"
 
@@ -26,6 +27,7 @@ def save_checkpoint(path, model, optimizer, **extra):
     Every rank gathers the state (a sharded optimizer's state_dict() is a collective) before rank 0
     alone encodes and writes: the collectives run on every rank, in the same order."""
     comm = current_comm()
+    progress("checkpoint write")
     state = optimizer.state_dict() if optimizer is not None else None
     error = None
     if comm.is_main:
@@ -41,6 +43,7 @@ def save_checkpoint(path, model, optimizer, **extra):
 def load_checkpoint(path, model, optimizer):
     """Every rank reads `path`, checks it and that all ranks read the same bytes; returns the extras."""
     comm = current_comm()
+    progress("checkpoint read")
     try:
         payload = read_verified(path)
         digest, error = hashlib.sha256(payload).hexdigest(), None

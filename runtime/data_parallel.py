@@ -13,6 +13,7 @@ from .comm import init, set_blas_threads
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
+from .watchdog import end_step, progress
 
 
 class DataParallel:
@@ -70,6 +71,7 @@ class DataParallel:
         self._weighted = False  # the synchronising pass has fixed this rank's weight
 
     def __call__(self, *args, **kwargs):
+        progress("forward")
         if self._released:
             self._restore_grad_views()
         output = self.module(*args, **kwargs)
@@ -116,6 +118,7 @@ class DataParallel:
         return mark.samples / self._ref
 
     def _grad_ready(self, param):
+        progress("backward")
         self._enter_pass()
         self._used[self._index[id(param)]] = 1
         if self._sync and not self.deterministic:
@@ -147,6 +150,7 @@ class DataParallel:
 
     def _start_averaging(self):
         """This rank's weight ref_r / N, from every rank's samples and passes (all ranks take part)."""
+        progress("backward: sample-count all-gather")
         counts = self.comm.allgather_obj((self._samples, self._passes))
         total, passes = sum(s for s, _ in counts), sum(p for _, p in counts)
         if self.micro_batches is not None and passes != self.micro_batches:
@@ -160,6 +164,7 @@ class DataParallel:
 
     def _end_of_pass(self):
         self._pass = None
+        progress("gradient all-reduce" if self._sync else "backward")
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer.micro_batch_done()
@@ -176,6 +181,8 @@ class DataParallel:
         finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
             self._used[:] = 0
+            progress("after backward (optimizer step)")
+            end_step()
 
     def _release_untrained(self):
         """A parameter no rank's backward reached this step gets .grad None, as in PyTorch, so no
