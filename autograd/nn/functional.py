@@ -4,6 +4,7 @@ than composing core ops). Each matches its composed reference (tests/autograd/nn
 import numpy as np
 
 from ..engine import as_variable, make_result
+from ..rowwise import row_sums
 from .attention_ops import causal_mask, multi_head_attention, scaled_dot_product_attention  # noqa: F401
 
 
@@ -42,7 +43,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
     width = x.shape[-1]
     # shifted by each row's first value, so a constant row centres to exact zeros whatever its size
     h = x.data - x.data[..., :1]
-    h -= np.add.reduce(h, axis=-1, keepdims=True) * (1.0 / width)
+    h -= row_sums(h) * (1.0 / width)
     rstd = np.vecdot(h, h)[..., None]  # sum of squares in one pass, no squared temporary
     rstd *= 1.0 / width
     rstd += eps
@@ -55,7 +56,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
     def backward(g):
         d = g * weight.data
         d_h = np.vecdot(d, h)[..., None]
-        d_mean = np.add.reduce(d, axis=-1, keepdims=True)
+        d_mean = row_sums(d)
         d -= d_mean * (1.0 / width)
         d_h *= 1.0 / width
         d -= h * d_h
