@@ -4,7 +4,7 @@ than composing core ops). Each matches its composed reference (tests/autograd/nn
 import numpy as np
 
 from ..engine import as_variable, make_result
-from ..rowwise import row_sums
+from ..rowwise import column_sums, row_sums
 from .attention_ops import causal_mask, multi_head_attention, scaled_dot_product_attention  # noqa: F401
 
 
@@ -25,7 +25,7 @@ def linear(x, weight, bias=None):
         g2 = g.reshape(-1, out_features)
         gx = (g2 @ weight.data).reshape(*lead, in_features) if x.requires_grad else None
         gw = g2.T @ x2 if weight.requires_grad else None
-        gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
+        gb = column_sums(g2) if bias is not None and bias.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, gb)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return make_result(out.reshape(*lead, out_features), parents, backward, "linear")
@@ -62,7 +62,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
         d -= h * d_h
         d *= rstd
         g2 = g.reshape(-1, width)
-        return d, np.add.reduce(g2 * h.reshape(-1, width), axis=0), np.add.reduce(g2, axis=0)
+        return d, column_sums(g2 * h.reshape(-1, width)), column_sums(g2)
     return make_result(out, (x, weight, bias), backward, "layer_norm")
 
 
