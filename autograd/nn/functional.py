@@ -73,10 +73,12 @@ def embedding(weight, ids):
 
     def backward(g):
         flat, g2 = ids.reshape(-1), g.reshape(-1, dim)
+        grad = np.zeros((num, dim), g.dtype)
+        if not flat.size:
+            return (grad,)
         order = np.argsort(flat, kind="stable")  # equal ids side by side, each run summed in one reduceat
         sorted_ids = flat[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        grad = np.zeros((num, dim), g.dtype)
         grad[sorted_ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         return (grad,)
     return make_result(out, (weight,), backward, "embedding")

@@ -138,6 +138,9 @@ def test_embedding_gradient_sums_repeated_ids_and_leaves_unused_rows_zero():
     for row in range(6):
         np.testing.assert_allclose(grad[row], g[IDS == row].sum(axis=0), rtol=1e-12)
     assert (grad[np.setdiff1d(np.arange(6), IDS)] == 0).all()
+    out = NF.embedding(w, np.zeros((2, 0), np.int64))
+    out.sum().backward()
+    assert out.shape == (2, 0, 4) and (w.grad == grad).all()  # no ids: nothing added
 
 
 def test_causal_attention_ignores_the_future():
