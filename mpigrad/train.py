@@ -17,7 +17,7 @@ from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
-from .metrics import MetricsLog, Progress
+from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
 
 
@@ -64,8 +64,10 @@ class Job:
         self.step, self.skipped = resume_state(self, resume_from)
         vote(comm, self.open_outputs if comm.is_main else lambda: None)
         tokens = cfg.context if cfg.model == "transformer" else 1
-        self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
-                                 unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
+        self.unit = ("tokens" if tokens > 1 else "samples", tokens)
+        self.times = StepTimes(start_step=self.step, elapsed_before=self.metrics.elapsed_before if comm.is_main else 0)
+        self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet, *self.unit, times=self.times,
+                                 samples_per_step=cfg.global_batch)
         if resume_from:
             self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
         self.micro_batches = micro_batches
@@ -125,6 +127,8 @@ class Job:
                 code = 128 + shutdown.signum
                 break
         self.checkpoints.save(self, self.step)
+        if self.times.step_times:
+            self.progress.write(self.times.summary(self.cfg.global_batch, *self.unit))
         self.progress.close()
         if code == 0:
             self.finish()
@@ -176,8 +180,9 @@ class Job:
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        self.times.record(step, row)
         if self.comm.is_main and logged:
-            self.metrics.write(row)
+            self.metrics.write({**row, "time": time.time(), "elapsed": self.times.elapsed()})
         self.progress.update(step, row, logged)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
             self.checkpoints.save(self, step)
