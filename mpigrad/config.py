@@ -55,6 +55,8 @@ KEYS = {
     "eval_every": Key(100, int, "steps between validation losses (also at the end); 0: end only", 0),
     "eval_samples": Key(256, int, "validation samples per evaluation", 1),
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
+    "step_timeout": Key(300.0, float, "seconds a rank may go without progress before the job is ended, saying "
+                        "where (start-up and the first step: twice that, at least +120 s); 0: never", 0.0),
     "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
     "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
     "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),

@@ -97,6 +97,12 @@ def load_run(directory):
     """(model, cfg): the run's model rebuilt from its config.toml, holding its final (or newest
     checkpoint's) parameters. Needs no data: the vocabulary size or feature and class counts come
     from the parameter shapes."""
+    model, cfg, _ = load_run_from(directory)
+    return model, cfg
+
+
+def load_run_from(directory):
+    """(model, cfg, path of the parameters it holds)."""
     from .models import build_model
     cfg = read_config(directory)
     params, source = read_parameters(directory)
@@ -106,7 +112,7 @@ def load_run(directory):
     except (KeyError, ValueError) as e:
         raise RunError(f"{source} does not fit the model of {directory}/config.toml: {e}") from None
     model.eval()
-    return model, cfg
+    return model, cfg, source
 
 
 def _shapes(cfg, params, source):

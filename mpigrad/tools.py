@@ -24,6 +24,22 @@ def add_tool_commands(commands):
                        "removed when all are equal)")
     check.set_defaults(run=_check_determinism)
 
+    evaluate = commands.add_parser("eval", help="loss (and accuracy) of a run's parameters on a dataset",
+                                   description="Evaluate a run's final.npz (or newest checkpoint) with the config of "
+                                   "its directory: on its validation split, or on every row of --data.")
+    evaluate.add_argument("run_dir", metavar="RUN", help="an `mpigrad train --out` directory")
+    evaluate.add_argument("--data", metavar="FILE", help="data file (default: the run's validation split)")
+    evaluate.add_argument("--labels", metavar="FILE", help="labels of a .npy or IDX data file (mlp)")
+    evaluate.set_defaults(run=_eval)
+
+    sample = commands.add_parser("sample", help="text from a trained language model",
+                                 description="Continue a prompt with the language model of a run directory.")
+    sample.add_argument("run_dir", metavar="RUN", help="an `mpigrad train --out` directory of the transformer")
+    sample.add_argument("--prompt", help="text to continue (default: the start of the validation text)")
+    sample.add_argument("--chars", type=int, default=200, help="characters to generate (default: %(default)s)")
+    sample.add_argument("--seed", type=int, help="sampling seed (default: the run's seed)")
+    sample.set_defaults(run=_sample)
+
 
 def _diff(args):
     from .diff import diff_command
@@ -33,3 +49,13 @@ def _diff(args):
 def _check_determinism(args):
     from .determinism import check_determinism_command
     return check_determinism_command(args.config, args.overrides, args.worlds, args.launcher, args.out)
+
+
+def _eval(args):
+    from .evaluate import eval_command  # imports MPI: run it under mpiexec to share the work
+    return eval_command(args.run_dir, args.data, args.labels)
+
+
+def _sample(args):
+    from .sample import sample_command
+    return sample_command(args.run_dir, args.prompt, args.chars, args.seed)

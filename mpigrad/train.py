@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 
-from mpigrad.autograd import no_grad
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
+from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
@@ -34,7 +34,12 @@ def train_command(config_path, overrides, out, quiet, overwrite=False, resume_di
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
         return 2
-    return job.run()
+    try:
+        return job.run()
+    except CheckpointError as e:  # a failed checkpoint write, raised on every rank together
+        if comm.is_main:
+            print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 def make_schedule(cfg, optimizer):
@@ -54,6 +59,7 @@ class Job:
         out = self.out
         cfg = self.cfg
         check_same_arguments(comm, cfg, out)
+        init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -137,18 +143,26 @@ class Job:
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
         cfg, start = self.cfg, time.perf_counter()
+        progress("forward", self.step + 1)
         self.optimizer.zero_grad()
         batch, mine = self.batches.batch(self.step), self.my_micro_batches
-        local_loss = 0.0
+        losses, correct = [], 0
         for i in mine:
             x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
             with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
-                loss = self.model.loss(self.dp(x), y)
-                local_loss += loss.item()
+                logits = self.dp(x)
+                loss = self.model.loss(logits, y)
+                losses.append(loss.item())
+                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
                 loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
-        loss = self.comm.allreduce_obj(local_loss) / self.micro_batches
+        everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
+        every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
+        loss = math.fsum(every_loss) / len(every_loss)
+        progress("optimizer step", self.step + 1)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
+        if cfg.model == "mlp":
+            row["accuracy"] = sum(c for _, c in everyone) / cfg.global_batch
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
             if cfg.nonfinite == "stop":
                 if self.comm.is_main:
@@ -172,12 +186,15 @@ class Job:
         cfg, step = self.cfg, self.step
         last = step == cfg.steps
         if (cfg.eval_every and step % cfg.eval_every == 0) or last:
-            row["val_loss"] = self.validation_loss()
+            row.update(validation_metrics(self.model, self.data.val, cfg, self.comm))
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+            progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
         if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+            progress("state digest", step)
             row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
+        progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         self.times.record(step, row)
@@ -186,21 +203,6 @@ class Job:
         self.progress.update(step, row, logged)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
             self.checkpoints.save(self, step)
-
-    def validation_loss(self):
-        """Mean loss over the first eval_samples validation samples, split over the ranks."""
-        val = self.data.val
-        count = min(self.cfg.eval_samples, val.num_samples)
-        if count == 0:
-            return float("nan")
-        mine = np.array_split(np.arange(count), self.comm.size)[self.comm.rank]
-        total = 0.0
-        with no_grad():
-            for chunk in np.array_split(mine, max(1, -(-len(mine) // self.cfg.micro_batch))):
-                if len(chunk):
-                    x, y = val.batch(chunk)
-                    total += self.model.loss(self.model(x), y).item() * len(chunk)
-        return self.comm.allreduce_obj(total) / count
 
     def finish(self):
         if not self.comm.is_main:
