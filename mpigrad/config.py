@@ -77,7 +77,7 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
 RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
-               "check_replicas_every", "digest_every", "log_every", "sample_chars")
+               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars")
 
 
 def resume_request(directory, overrides):
