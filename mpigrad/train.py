@@ -145,20 +145,12 @@ class Job:
         cfg, start = self.cfg, time.perf_counter()
         progress("forward", self.step + 1)
         self.optimizer.zero_grad()
-        batch, mine = self.batches.batch(self.step), self.my_micro_batches
-        losses, correct = [], 0
-        for i in mine:
-            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
-            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
-                logits = self.dp(x)
-                loss = self.model.loss(logits, y)
-                losses.append(loss.item())
-                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
-                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
+        losses, correct, phases = self.accumulate(self.batches.batch(self.step))
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
         every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
         loss = math.fsum(every_loss) / len(every_loss)
         progress("optimizer step", self.step + 1)
+        optimizer_start = time.perf_counter()
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
@@ -175,12 +167,34 @@ class Job:
                 self.optimizer.clip_grad_norm(cfg.clip_norm, total_norm=norm)
             self.optimizer.step()
         self.schedule.step()
+        phases["optimizer_time"] = time.perf_counter() - optimizer_start
         clipped = norm * clip_scale(norm, cfg.clip_norm) if cfg.clip_norm > 0 else norm
         step_time = time.perf_counter() - start
         row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
-                   comm_time=self.dp.comm_time, samples_per_s=cfg.global_batch / step_time,
+                   comm_time=self.dp.comm_time, **phases, samples_per_s=cfg.global_batch / step_time,
                    world_size=self.comm.size)
         return row
+
+    def accumulate(self, batch):
+        """Forward and backward over this rank's micro-batches of the global batch; the last one averages.
+
+        Returns (losses, correct predictions, {forward_time, backward_time}) with backward_time
+        excluding the wait for gradient communication at its end (comm_time).
+        """
+        cfg, mine = self.cfg, self.my_micro_batches
+        losses, correct, forward, backward = [], 0, 0.0, 0.0
+        for i in mine:
+            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
+            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                logits = self.dp(x)
+                loss = self.model.loss(logits, y)
+                t1 = time.perf_counter()
+                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
+                forward, backward = forward + t1 - t0, backward + time.perf_counter() - t1
+                losses.append(loss.item())
+                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
+        return losses, correct, {"forward_time": forward, "backward_time": max(0.0, backward - self.dp.comm_time)}
 
     def after_step(self, row):
         cfg, step = self.cfg, self.step

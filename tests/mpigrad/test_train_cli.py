@@ -39,6 +39,9 @@ def test_train_writes_metrics_final_and_checkpoints(tmp_path, world):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert all(a["elapsed"] < b["elapsed"] and a["time"] < b["time"] for a, b in zip(rows, rows[1:]))
     assert abs(rows[-1]["time"] - time.time()) < 60
+    for r in rows:  # the phases are disjoint parts of the step
+        phases = [r["forward_time"], r["backward_time"], r["comm_time"], r["optimizer_time"]]
+        assert min(phases) >= 0 and r["forward_time"] > 0 and sum(phases) <= r["step_time"], r
     assert all(r["world_size"] == world for r in rows)
     assert "val_loss" in rows[2] and "val_loss" in rows[5] and "val_loss" not in rows[0]
     params = final(tmp_path / "run")
