@@ -11,7 +11,7 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress, state_digest
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
@@ -62,7 +62,8 @@ class Job:
         init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
-        self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        hyper = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = ZeroOptimizer(self.dp, Adam, **hyper) if cfg.zero else Adam(self.dp.parameters(), **hyper)
         self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
         resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
