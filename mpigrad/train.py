@@ -101,6 +101,9 @@ class Job:
     def claim_out(self, overwrite):
         """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""
         if self.cfg.resume:
+            if overwrite:
+                raise ConfigError("--overwrite starts a new run in place of the old one; it cannot be combined "
+                                  "with resume")
             return newest_checkpoint(self.checkpoints)
         claim_out(self.out, overwrite)
         return None

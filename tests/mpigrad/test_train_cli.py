@@ -91,6 +91,8 @@ def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(tmp_path):
     assert code == 2 and err.count("\n") == 1, err
     assert f"--out {tmp_path / 'run'} already holds a run" in err and "--overwrite" in err, err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    code, _, err, _ = train(1, tmp_path / "run", "--overwrite", "resume=true", timeout=60)
+    assert code == 2 and "--overwrite starts a new run in place of the old one" in err, err
     code, _, err, _ = train(1, tmp_path / "run", "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
