@@ -30,6 +30,9 @@ def test_zero_equals_replicated_and_resumes_bitwise(tmp_path, world):
         assert all(np.allclose(runs["replicated"][k], v, rtol=1e-5, atol=1e-6) for k, v in runs["zero"].items()), \
             differences
     zero = tmp_path / "zero"
+    for row in map(json.loads, open(zero / "metrics.jsonl")):  # ZeRO's reduce-scatter is the communication wait
+        phases = [row["forward_time"], row["backward_time"], row["comm_time"], row["optimizer_time"]]
+        assert min(phases) >= 0 and sum(phases) <= row["step_time"], row
     straight = digests(zero)
     (zero / "checkpoints" / "step-00000006.ckpt").unlink()
     code, _, err, _ = train(world, zero, "zero=true", *SETS, "resume=true", timeout=240)
