@@ -41,7 +41,8 @@ def test_other_seed_names_the_key_and_step_1(runs, capsys):
     assert "seed: 0 vs 1" in out and "first difference at step 1: loss" in out, out
     code, out, _ = diff(capsys, runs / "w1", runs / "seed1", "--json")
     report = json.loads(out)
-    assert code == 1 and report["first_step"]["step"] == 1 and report["config"] == [{"key": "seed", "a": 0, "b": 1, "trajectory": True}]
+    assert code == 1 and report["first_step"]["step"] == 1
+    assert report["config"] == [{"key": "seed", "a": 0, "b": 1, "trajectory": True}]
     assert {d["name"] for d in report["parameters"]["differ"]} >= {"token.weight", "head.weight"}
 
 
