@@ -51,7 +51,18 @@ def tanh(a):
 
 
 def sigmoid(a):
-    """1 / (1 + e^-a), computed as exp(-log(1 + e^-a)) so large |a| never overflows"""
+    """1 / (1 + e^-a); d/da = s (1 - s)"""
     a = as_variable(a)
-    out = np.exp(-np.logaddexp(0, -a.data)).astype(a.dtype, copy=False)
+    out = sigmoid_data(a.data)
     return make_result(out, (a,), lambda g: (g * out * (1 - out),), "sigmoid")
+
+
+def sigmoid_data(x, out=None):
+    """1 / (1 + e^-x) in x's dtype: e^-x = inf for very negative x gives exactly 0, so no logaddexp needed."""
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        out = np.negative(x, out=np.empty_like(x) if out is None else out)  # an array even for 0-d x
+        np.exp(out, out=out)
+    out += 1
+    return np.divide(1, out, out=out)

@@ -16,8 +16,11 @@ def build_parser():
     train.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (defaults otherwise)")
     train.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                        help="override one config key; VALUE is a TOML value (repeatable)")
-    train.add_argument("--out", metavar="DIR", default="runs/train",
-                       help="directory for metrics.jsonl, config.toml, checkpoints and final.npz (default: %(default)s)")
+    train.add_argument("--out", metavar="DIR",
+                       help="directory for metrics.jsonl, config.toml, checkpoints and final.npz (default: runs/train)")
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue the run in DIR from its newest checkpoint, with DIR/config.toml; --set may "
+                            "change only keys that leave the trajectory alone (steps, log_every, ...)")
     train.add_argument("--overwrite", action="store_true",
                        help="a new run may replace the run already in --out (its files are deleted first)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -40,7 +43,7 @@ def main(argv=None):
 
 def _train(args):
     from .train import train_command  # imports MPI: only the train command pays for it
-    return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite)
+    return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite, args.resume)
 
 
 def _plot(args):

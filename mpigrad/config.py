@@ -7,6 +7,7 @@ the same one-line ConfigError before any training starts.
 import difflib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -44,7 +45,8 @@ KEYS = {
                               "(config.toml records the resolved value)", 0),
     "weight_decay": Key(0.0, float, "Adam L2 weight decay", 0.0),
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
-    "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches"),
+    "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches "
+                                           "(otherwise any world size up to the micro-batches)"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
@@ -53,6 +55,8 @@ KEYS = {
     "eval_every": Key(100, int, "steps between validation losses (also at the end); 0: end only", 0),
     "eval_samples": Key(256, int, "validation samples per evaluation", 1),
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
+    "step_timeout": Key(300.0, float, "seconds a rank may go without progress before the job is ended, saying "
+                        "where (start-up and the first step: twice that, at least +120 s); 0: never", 0.0),
     "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
     "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
     "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),
@@ -69,6 +73,25 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
                    "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
                    "num_layers", "hidden", "activation")
+
+# Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
+# continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
+RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
+               "check_replicas_every", "digest_every", "log_every", "sample_chars", "step_timeout")
+
+
+def resume_request(directory, overrides):
+    """(config path, overrides) of `--resume DIR`: the run's own config.toml, --set only for RESUME_KEYS."""
+    for item in overrides:
+        key, _ = parse_override(item)
+        _check_known(key)
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--resume {directory}: --set {key} would change the run's trajectory; --resume "
+                              f"takes only {', '.join(RESUME_KEYS)} (start a new run for other values)")
+    path = os.path.join(directory, "config.toml")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume {directory}: no config.toml (not an `mpigrad train --out` directory?)")
+    return path, [*overrides, "resume=true"]
 
 
 def load_config(path=None, overrides=(), world_size=1):
@@ -171,9 +194,12 @@ def _check_combination(cfg, world_size):
     if gb % mb:
         raise ConfigError(f"global_batch={gb} is not divisible by micro_batch={mb}")
     micro_batches = gb // mb
-    if micro_batches % world_size:
+    if cfg["deterministic"] and micro_batches % world_size:
         raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot be split evenly "
                           f"over {world_size} ranks; use a world size that divides {micro_batches}")
+    if micro_batches < world_size:
+        raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot give each of "
+                          f"{world_size} ranks at least one; use at most {micro_batches} ranks")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
     if cfg["model"] == "transformer" and cfg["d_model"] % cfg["num_heads"]:
@@ -187,7 +213,8 @@ def trajectory_mismatch(cfg, saved):
     for key in TRAJECTORY_KEYS:
         if key in saved and saved[key] != getattr(cfg, key):
             return (f"config key '{key}' is {getattr(cfg, key)!r} but the checkpoint was trained with "
-                    f"{saved[key]!r}; resume with the same value")
+                    f"{saved[key]!r}; resume with the same value (`mpigrad train --resume DIR` takes the run's "
+                    "own config.toml)")
     return None
 
 

@@ -28,17 +28,18 @@ class TokenWindows:
 
 
 class Rows:
-    """Rows of X (flattened to vectors, uint8 scaled to [0, 1]) with integer class labels y."""
+    """Rows `rows` of X (flattened to vectors, uint8 scaled to [0, 1]) with integer class labels y;
+    sample i of the split is row rows[i] of the file."""
 
-    def __init__(self, X, y, dtype):
-        self.X, self.y, self.dtype = X, y, dtype
-        self.num_samples = len(y)
+    def __init__(self, X, y, rows, dtype):
+        self.X, self.y, self.rows, self.dtype = X, y, rows, dtype
+        self.num_samples = len(rows)
 
     def batch(self, indices):
-        indices = np.asarray(indices, dtype=np.int64)
-        x = np.asarray(self.X[indices]).reshape(len(indices), -1)
+        picked = self.rows[np.asarray(indices, dtype=np.int64)]
+        x = np.asarray(self.X[picked]).reshape(len(picked), -1)
         x = x.astype(self.dtype) / self.dtype.type(255) if x.dtype == np.uint8 else x.astype(self.dtype)
-        return x, np.asarray(self.y[indices], dtype=np.int64)
+        return x, np.asarray(self.y[picked], dtype=np.int64)
 
 
 class TextData:
@@ -71,17 +72,29 @@ class TextData:
                 f"vocabulary {len(self.vocab)}")
 
 
+# The validation rows of array data: a permutation seeded by this constant, not by `seed` or the
+# world size, so every run on a file holds out the same rows and their losses compare.
+SPLIT_SEED = 20241125
+
+
+def split_rows(num_rows, val_fraction):
+    """(train rows ascending, validation rows in shuffled order): int(num_rows * val_fraction) held out."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(num_rows)
+    held = int(num_rows * val_fraction)
+    return np.sort(order[held:]), order[:held]
+
+
 class ArrayData:
-    """Feature rows and class labels; the last val_fraction of the rows is the validation split."""
+    """Feature rows and class labels; a fixed shuffle of the rows holds out val_fraction for validation."""
 
     def __init__(self, X, y, source, val_fraction, dtype):
         self.source = source
         _check_labels(X, y, source)
         self.features = int(np.prod(X.shape[1:], dtype=np.int64))
         self.classes = int(y.max()) + 1
-        cut = len(y) - int(len(y) * val_fraction)
-        self.train = Rows(X[:cut], y[:cut], dtype)
-        self.val = Rows(X[cut:], y[cut:], dtype)
+        train, val = split_rows(len(y), val_fraction)
+        self.train = Rows(X, y, train, dtype)
+        self.val = Rows(X, y, val, dtype)
 
     def describe(self):
         return (f"{self.source}: {self.train.num_samples} training rows, {self.val.num_samples} validation, "
@@ -109,7 +122,8 @@ def read_text(path):
         with open(path, encoding="utf-8") as f:
             return f.read()
     except UnicodeDecodeError as e:
-        raise ConfigError(f"data file {path}: not UTF-8 text (byte {e.start})") from None
+        raise ConfigError(f"data file {path}: not UTF-8 text (byte {e.start}); for .npz, .npy or IDX arrays "
+                          'set model = "mlp"') from None
 
 
 def load_arrays(path, labels):

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from mpigrad.autograd import no_grad
+from mpigrad.runtime import progress
 
 
 def count_correct(logits, targets):
@@ -28,6 +29,7 @@ def evaluate(model, split, count, batch, comm, classifier):
     try:
         with no_grad():
             for c in mine:
+                progress("evaluation")
                 x, y = split.batch(chunks[c])
                 logits = model(x)
                 sums.append(model.loss(logits, y).item() * len(chunks[c]))

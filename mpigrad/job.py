@@ -55,8 +55,15 @@ class Checkpoints:
         return sorted(p for p in found if re.fullmatch(r"step-\d{8}\.ckpt", os.path.basename(p)))
 
     def save(self, job, step):
-        save_checkpoint(self.path(step), job.model, job.optimizer, step=step, skipped=job.skipped,
-                        schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size)
+        """A failed write (a full disk) stops the job on every rank: the previous checkpoint stays intact."""
+        try:
+            save_checkpoint(self.path(step), job.model, job.optimizer, step=step, skipped=job.skipped,
+                            schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size)
+        except CheckpointError as e:
+            previous = [p for p in self.existing() if p != self.path(step)]
+            then = (f"{previous[-1]} is intact: once there is room, continue from it with --set resume=true"
+                    if previous else "there is no earlier checkpoint: once there is room, start the run again")
+            raise CheckpointError(f"{e}; stopping at step {step} ({then})") from None
         if self.comm.is_main:
             for old in self.existing()[:-self.keep]:
                 os.unlink(old)

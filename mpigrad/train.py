@@ -11,9 +11,9 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, state_digest
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress, state_digest
 
-from .config import ConfigError, load_config, to_toml
+from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
@@ -21,17 +21,25 @@ from .metrics import MetricsLog, Progress
 from .models import build_model
 
 
-def train_command(config_path, overrides, out, quiet, overwrite=False):
-    """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal)."""
+def train_command(config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
+    """Run the job; returns the exit code (0 done, 2 bad input, 1 stopped on NaN, 128+n on a signal).
+
+    `resume_dir` (--resume DIR) continues the run in DIR with its own config.toml.
+    """
     comm = init()
     try:
-        job = Job(comm, config_path, overrides, out, quiet, overwrite)
+        job = Job(comm, config_path, overrides, out, quiet, overwrite, resume_dir)
     except (ConfigError, CheckpointError) as e:
         # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
         return 2
-    return job.run()
+    try:
+        return job.run()
+    except CheckpointError as e:  # a failed checkpoint write, raised on every rank together
+        if comm.is_main:
+            print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
+        return 1
 
 
 def make_schedule(cfg, optimizer):
@@ -43,27 +51,42 @@ def make_schedule(cfg, optimizer):
 class Job:
     """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
 
-    def __init__(self, comm, config_path, overrides, out, quiet, overwrite=False):
-        self.comm, self.out = comm, out
+    def __init__(self, comm, config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
+        self.comm, self.out = comm, out if resume_dir is None else resume_dir
         # local work first, then one vote: no rank enters a collective while another has failed
-        self.cfg, self.data, self.batches, self.model = vote(comm, lambda: self.prepare(config_path, overrides))
+        self.cfg, self.data, self.batches, self.model = vote(
+            comm, lambda: self.prepare(config_path, overrides, out, resume_dir))
+        out = self.out
         cfg = self.cfg
         check_same_arguments(comm, cfg, out)
+        init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
         resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
-        self.step, self.skipped = resume_state(self, comm.bcast_obj(resume_from))
+        resume_from = comm.bcast_obj(resume_from)
+        self.step, self.skipped = resume_state(self, resume_from)
         vote(comm, self.open_outputs if comm.is_main else lambda: None)
         tokens = cfg.context if cfg.model == "transformer" else 1
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
                                  unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
-        self.micro_batches = micro_batches // comm.size  # this rank's share
+        if resume_from:
+            self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
+        self.micro_batches = micro_batches
+        # this rank's micro-batches of the step: a contiguous run, one more on the first K mod P ranks
+        self.my_micro_batches = np.array_split(np.arange(micro_batches), comm.size)[comm.rank].tolist()
 
-    def prepare(self, config_path, overrides):
+    def prepare(self, config_path, overrides, out, resume_dir):
         """This rank's config, data, batch order and model: file reads only, no communication."""
+        if resume_dir is not None:
+            if config_path is not None or out not in (None, resume_dir):
+                what = "--config" if config_path is not None else "--out"
+                raise ConfigError(f"--resume {resume_dir} continues in {resume_dir}; leave out {what}")
+            config_path, overrides = resume_request(resume_dir, overrides)
+        elif out is None:
+            self.out = "runs/train"
         cfg = load_config(config_path, overrides, self.comm.size)
         data = load_data(cfg)
         try:
@@ -116,13 +139,13 @@ class Job:
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
         cfg, start = self.cfg, time.perf_counter()
+        progress("forward", self.step + 1)
         self.optimizer.zero_grad()
-        block = self.batches.rank_block(self.step, self.comm.rank, self.comm.size)
+        batch, mine = self.batches.batch(self.step), self.my_micro_batches
         losses, correct = [], 0
-        for i in range(self.micro_batches):
-            x, y = self.data.train.batch(block[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
-            last = i == self.micro_batches - 1
-            with self.dp.no_sync() if not last else contextlib.nullcontext():
+        for i in mine:
+            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
+            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
                 logits = self.dp(x)
                 loss = self.model.loss(logits, y)
                 losses.append(loss.item())
@@ -131,6 +154,7 @@ class Job:
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
         every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
         loss = math.fsum(every_loss) / len(every_loss)
+        progress("optimizer step", self.step + 1)
         norm = self.optimizer.grad_norm()
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
@@ -160,10 +184,13 @@ class Job:
         if (cfg.eval_every and step % cfg.eval_every == 0) or last:
             row.update(validation_metrics(self.model, self.data.val, cfg, self.comm))
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
+            progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
         if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+            progress("state digest", step)
             row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
+        progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         if self.comm.is_main and logged:

@@ -7,7 +7,8 @@ from .optimizer import Optimizer, check_arg, check_nonneg, is_real
 class Adam(Optimizer):
     """p <- p - lr * mhat / (sqrt(vhat) + eps), mhat = m/(1-beta1^t), vhat = v/(1-beta2^t), g <- g + wd*p first.
 
-    m <- beta1 m + (1-beta1) g, v <- beta2 v + (1-beta2) g^2; t counts steps from 1 and the
+    m <- beta1 m + (1-beta1) g, v <- beta2 v + (1-beta2) g^2; t counts each parameter's own updates
+    from 1 (a parameter's first gradient at step k gets t = 1, as in PyTorch) and the
     learning rate is read on every step (schedulers take effect). See kernels.adam_update.
     """
 
@@ -32,8 +33,8 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.weight_decay, self.eps = float(weight_decay), float(eps)
 
-    def _update(self, data, grad, state):
-        adam_update(data, grad, state["m"], state["v"], step=self.step_count, lr=self.learning_rate,
+    def _update(self, data, grad, state, step):
+        adam_update(data, grad, state["m"], state["v"], step=step, lr=self.learning_rate,
                     beta1=self.beta1, beta2=self.beta2, eps=self.eps,
                     weight_decay=self.weight_decay, decoupled=self.decoupled, scratch=self._scratch)
 

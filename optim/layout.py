@@ -40,9 +40,10 @@ def _address(a):
 
 
 def _eligible(p):
-    """p's data and grad are contiguous views into contiguous buffers of their own dtype."""
+    """p is trained (requires grad) and its data and grad are contiguous views into contiguous buffers
+    of their own dtype."""
     d, g = p.data, p.grad
-    return (g is not None and d.dtype == g.dtype and d.base is not None and g.base is not None
+    return (p.requires_grad and g is not None and d.dtype == g.dtype and d.base is not None and g.base is not None
             and d.base is not g.base and d.flags.c_contiguous and g.flags.c_contiguous
             and d.base.dtype == d.dtype and g.base.dtype == g.dtype
             and d.base.flags.c_contiguous and g.base.flags.c_contiguous)

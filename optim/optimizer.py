@@ -43,7 +43,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: params is empty")
         _check_unique(type(self).__name__, self.params)
         self.learning_rate = lr
-        self.step_count = 0
+        self.step_count = 0  # calls of step()
+        self.param_steps = [0] * len(self.params)  # updates each parameter received (Adam's t is per parameter)
         self._scratch = Scratch()
         self._state = [{} for _ in self.params]  # slot -> 1-D array
         self._seen, self._runs, self._run_state = [], [], {}  # layout cache, see _layout()
@@ -70,26 +71,51 @@ class Optimizer:
     # ---- stepping
 
     def step(self):
-        """Advance step_count (t, from 1 at the first step) and update every parameter with a grad."""
+        """Advance step_count and update every parameter that requires grad and has a grad.
+
+        The others (frozen, or no gradient this step) do not move and their own update count,
+        param_steps (Adam's t), does not advance: PyTorch's per-parameter `step`."""
         if type(self)._update is Optimizer._update:
             raise NotImplementedError(f"{type(self).__name__} does not implement step()")
         self.step_count += 1
+        steps = self.param_steps
         for run in self._layout():
-            if run.data is not None:
-                self._update(run.data, run.grad, self._run_state[run.lo, run.hi])
-            elif self.params[run.lo].grad is not None:
-                self._update_param(self.params[run.lo], self._state[run.lo])
+            if run.data is not None:  # a run holds only trainable params with grads (layout.find_runs)
+                for i in range(run.lo, run.hi):
+                    steps[i] += 1
+                self._update_run(run)
+            elif _trainable(self.params[run.lo]):
+                steps[run.lo] += 1
+                self._update_param(self.params[run.lo], self._state[run.lo], steps[run.lo])
 
-    def _update(self, data, grad, state):
-        """Update 1-D data in place from 1-D grad and the 1-D state arrays {slot: array}."""
+    def _update_run(self, run):
+        """The whole run in one kernel call, or one per stretch of params with the same update count."""
+        state, steps = self._run_state[run.lo, run.hi], self.param_steps
+        first = steps[run.lo]
+        if all(t == first for t in steps[run.lo + 1:run.hi]):
+            self._update(run.data, run.grad, state, steps[run.lo])
+            return
+        start, i = 0, run.lo
+        while i < run.hi:
+            j, stop = i, start
+            while j < run.hi and steps[j] == steps[i]:
+                stop += self.params[j].data.size
+                j += 1
+            span = slice(start, stop)
+            self._update(run.data[span], run.grad[span], {k: v[span] for k, v in state.items()}, steps[i])
+            start, i = stop, j
+
+    def _update(self, data, grad, state, step):
+        """Update 1-D data in place from 1-D grad and the 1-D state arrays {slot: array}; step is
+        the parameters' own update count (from 1)."""
         raise NotImplementedError
 
-    def _update_param(self, p, state):
+    def _update_param(self, p, state, step):
         data = p.data
         contiguous = data.flags.c_contiguous
         flat = (data if contiguous else np.ascontiguousarray(data)).reshape(-1)
         grad = np.ascontiguousarray(p.grad, dtype=data.dtype).reshape(-1)
-        self._update(flat, grad, state)
+        self._update(flat, grad, state, step)
         if not contiguous:  # the update went to a copy
             data[...] = flat.reshape(data.shape)
 
@@ -139,8 +165,8 @@ class Optimizer:
         """Runs of params (see layout.find_runs), recomputed only when some .data or .grad was rebound."""
         seen = self._seen
         if len(seen) != len(self.params) or any(
-                p.data is not d or p.grad is not g for p, (d, g) in zip(self.params, seen)):
-            self._seen = [(p.data, p.grad) for p in self.params]
+                p.data is not d or p.grad is not g or p.requires_grad is not r for p, (d, g, r) in zip(self.params, seen)):
+            self._seen = [(p.data, p.grad, p.requires_grad) for p in self.params]
             self._runs = find_runs(self.params)
             self._run_state = {(r.lo, r.hi): self._flat_state_for(r) for r in self._runs if r.data is not None}
             for r in self._runs:
@@ -177,7 +203,7 @@ class Optimizer:
         """{'type', 'step_count', 'hyperparams', 'state': {index: {slot: array shaped like the param}}} (copies)."""
         state = {i: {slot: arr.reshape(p.data.shape).copy() for slot, arr in s.items() if slot in self.slots}
                  for i, (p, s) in enumerate(zip(self.params, self._state))}
-        return {"type": type(self).__name__, "step_count": self.step_count,
+        return {"type": type(self).__name__, "step_count": self.step_count, "param_steps": list(self.param_steps),
                 "hyperparams": self.hyperparams(), "state": state}
 
     def load_state_dict(self, d):
@@ -189,6 +215,10 @@ class Optimizer:
         step_count = d.get("step_count")
         check_arg(name, "step_count", step_count,
                   isinstance(step_count, (int, np.integer)) and step_count >= 0, "must be an integer >= 0")
+        param_steps = d.get("param_steps", [step_count] * len(self.params))  # files from before per-parameter counts
+        check_arg(name, "param_steps", param_steps, isinstance(param_steps, (list, tuple)) and len(param_steps) == len(
+            self.params) and all(isinstance(t, (int, np.integer)) and 0 <= t <= step_count for t in param_steps),
+            f"must be {len(self.params)} integers in [0, step_count]")
         before = self.hyperparams()
         try:
             self._set_hyperparams(**d.get("hyperparams", {}))
@@ -200,6 +230,11 @@ class Optimizer:
             for slot, arr in loaded.items():
                 np.copyto(state[slot], arr.reshape(-1))
         self.step_count = int(step_count)
+        self.param_steps = [int(t) for t in param_steps]
+
+
+def _trainable(p):
+    return p.requires_grad and p.grad is not None
 
 
 def is_real(value):

@@ -26,6 +26,6 @@ class SGD(Optimizer):
         self.learning_rate = lr
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
-    def _update(self, data, grad, state):
+    def _update(self, data, grad, state, step):
         sgd_update(data, grad, state.get("momentum"), lr=self.learning_rate, momentum=self.momentum,
                    nesterov=self.nesterov, weight_decay=self.weight_decay, scratch=self._scratch)

@@ -5,8 +5,9 @@ from .comm import Comm, init
 from .data_parallel import DataParallel
 from .digest import state_digest
 from .sampler import DistributedSampler, GlobalBatches
+from .watchdog import progress
 from .zero import ZeroOptimizer
 
 __all__ = ["init", "Comm", "DataParallel", "DistributedSampler", "GlobalBatches", "save_checkpoint",
-           "load_checkpoint", "CheckpointError", "ZeroOptimizer",
+           "load_checkpoint", "CheckpointError", "ZeroOptimizer", "progress",
            "state_digest"]

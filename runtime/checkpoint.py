@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .watchdog import progress
 
 MAGIC = b"MPIGRAD-CHECKPOINT 1"
 
@@ -21,12 +22,17 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path, model, optimizer, **extra):
-    """Every rank calls this; rank 0 writes. A crash mid-write leaves the previous file intact."""
+    """Every rank calls this; rank 0 writes. A crash mid-write leaves the previous file intact.
+
+    Every rank gathers the state (a sharded optimizer's state_dict() is a collective) before rank 0
+    alone encodes and writes: the collectives run on every rank, in the same order."""
     comm = current_comm()
+    progress("checkpoint write")
+    state = optimizer.state_dict() if optimizer is not None else None
     error = None
     if comm.is_main:
         try:
-            _write_atomically(path, encode(model, optimizer, extra))
+            _write_atomically(path, encode(model, state, extra))
         except OSError as e:
             error = f"cannot write checkpoint {path}: {e.strerror or e}"
     error = comm.bcast_obj(error)
@@ -37,6 +43,7 @@ def save_checkpoint(path, model, optimizer, **extra):
 def load_checkpoint(path, model, optimizer):
     """Every rank reads `path`, checks it and that all ranks read the same bytes; returns the extras."""
     comm = current_comm()
+    progress("checkpoint read")
     try:
         payload = read_verified(path)
         digest, error = hashlib.sha256(payload).hexdigest(), None
@@ -51,9 +58,10 @@ def load_checkpoint(path, model, optimizer):
     return decode(payload, path, model, optimizer)
 
 
-def encode(model, optimizer, extra):
+def encode(model, optimizer_state, extra):
+    """The archive bytes: the model's parameters, an optimizer state_dict() (or None) and the extras."""
     arrays = {f"param/{name}": np.asarray(value) for name, value in model.state_dict().items()}
-    skeleton = {"optimizer": _to_skeleton(optimizer.state_dict() if optimizer else None, arrays),
+    skeleton = {"optimizer": _to_skeleton(optimizer_state, arrays),
                 "extra": _to_skeleton(extra, arrays)}
     arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
     buffer = io.BytesIO()

@@ -11,14 +11,20 @@ import traceback
 _comm = None  # the process's Comm once init() ran
 
 
-def init(blas_threads=None):
-    """Start MPI (once), install abort-on-exception, limit BLAS threads; returns the Comm."""
+def init(blas_threads=None, timeout=None):
+    """Start MPI (once), install abort-on-exception, limit BLAS threads; returns the Comm.
+
+    timeout: seconds a rank may go without progress before the job is ended (runtime/watchdog.py);
+    given again on every rank, it changes or (0) stops the watchdog. None leaves it as it is."""
     global _comm
     if _comm is None:
         from mpi4py import MPI
         _comm = Comm(MPI.COMM_WORLD.Dup())
         _install_abort_hook(_comm)
         set_blas_threads(blas_threads if blas_threads is not None else default_blas_threads(_comm))
+    if timeout is not None:
+        from . import watchdog
+        watchdog.start(_comm, timeout)
     return _comm
 
 

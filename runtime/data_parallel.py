@@ -2,6 +2,8 @@
 
 import contextlib
 
+import numpy as np
+
 from mpigrad.autograd import is_grad_enabled
 from mpigrad.autograd.engine import current_pass, queue_callback
 from mpigrad.optim.flat import flatten_parameters
@@ -11,6 +13,7 @@ from .comm import init, set_blas_threads
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
+from .watchdog import end_step, progress
 
 
 class DataParallel:
@@ -49,8 +52,13 @@ class DataParallel:
             self.reducer = TreeReducer(self.groups, self.comm, micro_batches)
         else:
             self.reducer = BucketReducer(self.groups, self.comm, bucket_mb)
-        for _, p in named:
-            p.register_post_accumulate_grad_hook(self._grad_ready)
+        self._params = [p for _, p in named]
+        self._grad_views = [p.grad for p in self._params]
+        self._index = {id(p): i for i, p in enumerate(self._params)}
+        self._used = np.zeros(len(self._params), np.uint8)  # params a backward reached this step (this rank)
+        self._released = []  # params whose .grad is None since the last step (no rank differentiated them)
+        for p in self._params:
+            _hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
         self._pass_marks = []  # the forwards that pass counted
@@ -63,6 +71,9 @@ class DataParallel:
         self._weighted = False  # the synchronising pass has fixed this rank's weight
 
     def __call__(self, *args, **kwargs):
+        progress("forward")
+        if self._released:
+            self._restore_grad_views()
         output = self.module(*args, **kwargs)
         if args and is_grad_enabled():
             output = mark_outputs(output, ForwardMark(self, len(args[0])))
@@ -107,7 +118,9 @@ class DataParallel:
         return mark.samples / self._ref
 
     def _grad_ready(self, param):
+        progress("backward")
         self._enter_pass()
+        self._used[self._index[id(param)]] = 1
         if self._sync and not self.deterministic:
             if not self._weighted:
                 self._start_averaging()
@@ -137,6 +150,7 @@ class DataParallel:
 
     def _start_averaging(self):
         """This rank's weight ref_r / N, from every rank's samples and passes (all ranks take part)."""
+        progress("backward: sample-count all-gather")
         counts = self.comm.allgather_obj((self._samples, self._passes))
         total, passes = sum(s for s, _ in counts), sum(p for _, p in counts)
         if self.micro_batches is not None and passes != self.micro_batches:
@@ -150,21 +164,56 @@ class DataParallel:
 
     def _end_of_pass(self):
         self._pass = None
+        progress("gradient all-reduce" if self._sync else "backward")
         if self.deterministic:
             set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer.micro_batch_done()
-            if self._sync:
+        if not self._sync:
+            return
+        try:
+            if self.deterministic:
                 self.reducer.finish(self._samples)
-        elif self._sync:
-            if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
-                self._start_averaging()
-            self.reducer.finish_pass()
-        if self._sync:
+            else:
+                if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
+                    self._start_averaging()
+                self.reducer.finish_pass()
+            self._release_untrained()
+        finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
+            self._used[:] = 0
+            progress("after backward (optimizer step)")
+            end_step()
+
+    def _release_untrained(self):
+        """A parameter no rank's backward reached this step gets .grad None, as in PyTorch, so no
+        optimizer moves it (a zero gradient would still move it through momentum and weight
+        decay); one used on some rank only holds the average, and moves on every rank."""
+        used = self._used
+        if self.comm.size > 1:
+            self.comm.Allreduce(used, op="max")
+        if used.all():
+            return
+        self._released = [i for i in np.flatnonzero(used == 0)]
+        for i in self._released:
+            self._params[i].grad = None
+
+    def _restore_grad_views(self):
+        """Before the next forward: the released params' .grad become their zeroed flat-buffer views again."""
+        for i in self._released:
+            self._grad_views[i].fill(0)
+            self._params[i].grad = self._grad_views[i]
+        self._released = []
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
+
+
+def _hook_even_if_frozen(param, hook):
+    frozen = not param.requires_grad
+    param.requires_grad = True
+    param.register_post_accumulate_grad_hook(hook)
+    param.requires_grad = not frozen
 
 
 def _refuse_second_wrapper(named):

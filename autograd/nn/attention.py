@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from .. import ops
+from .. import functional as F
 from ..engine import as_variable
 from . import init
-from .functional import causal_mask, scaled_dot_product_attention  # noqa: F401  (causal_mask re-exported)
+from .attention_ops import causal_mask, multi_head_attention  # noqa: F401  (causal_mask re-exported)
+from .functional import linear
 from .layers import Linear
 from .module import Module
 
@@ -32,13 +33,11 @@ class MultiHeadAttention(Module):
         x = as_variable(x)
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MultiHeadAttention: input shape {x.shape} is not (batch, time, {self.d_model})")
-        batch, time, _ = x.shape
-        q, k, v = (self._heads(proj(x), batch, time) for proj in (self.q, self.k, self.v))
-        y = scaled_dot_product_attention(q, k, v, self.causal)  # (batch, heads, time, d_head)
-        return self.out(y.transpose(0, 2, 1, 3).reshape(batch, time, self.d_model))
-
-    def _heads(self, x, batch, time):
-        return ops.reshape(x, batch, time, self.num_heads, -1).transpose(0, 2, 1, 3)
+        projections = (self.q, self.k, self.v)
+        weight = F.concat([p.weight for p in projections], axis=0)  # q, k, v in one GEMM
+        bias = F.concat([p.bias for p in projections], axis=0) if self.q.bias is not None else None
+        y = multi_head_attention(linear(x, weight, bias), self.num_heads, self.causal)
+        return self.out(y)
 
     def extra_repr(self):
         return f"{self.d_model}, num_heads={self.num_heads}, causal={self.causal}"

@@ -1,11 +1,10 @@
 """Fused layer ops: one graph node each, with hand-written backward (fewer passes and temporaries
 than composing core ops). Each matches its composed reference (tests/autograd/nn/test_fused.py)."""
 
-import math
-
 import numpy as np
 
 from ..engine import as_variable, make_result
+from .attention_ops import causal_mask, multi_head_attention, scaled_dot_product_attention  # noqa: F401
 
 
 def linear(x, weight, bias=None):
@@ -80,47 +79,3 @@ def embedding(weight, ids):
         grad[sorted_ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         return (grad,)
     return make_result(out, (weight,), backward, "embedding")
-
-
-def scaled_dot_product_attention(q, k, v, causal=False):
-    """softmax(q k^T / sqrt(d) + mask) v over the last two axes; q, k, v (..., time, d).
-
-    With p the attention weights, y the output and g its gradient: dv = p^T g, dp = g v^T,
-    ds = p (dp - rowsum(g y)) (rowsum(dp p) = rowsum(g y)), dq = ds k / sqrt(d), dk = ds^T q / sqrt(d).
-    """
-    q, k, v = as_variable(q), as_variable(k), as_variable(v)
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    qs = q.data * q.dtype.type(scale)  # scaling q is 1/time the work of scaling the scores
-    p = qs @ np.swapaxes(k.data, -1, -2)
-    if causal:
-        p += causal_mask(q.shape[-2], p.dtype)
-    p -= p.max(axis=-1, keepdims=True)  # keeps exp() finite
-    np.exp(p, out=p)
-    p *= 1.0 / np.add.reduce(p, axis=-1, keepdims=True)
-    y = p @ v.data
-
-    def backward(g):
-        ds = g @ np.swapaxes(v.data, -1, -2)
-        ds -= np.vecdot(g, y)[..., None]
-        ds *= p
-        gq = ds @ k.data if q.requires_grad else None
-        if gq is not None:
-            gq *= scale
-        gk = np.swapaxes(ds, -1, -2) @ qs if k.requires_grad else None
-        gv = np.swapaxes(p, -1, -2) @ g if v.requires_grad else None
-        return gq, gk, gv
-    return make_result(y, (q, k, v), backward, "attention")
-
-
-_MASKS = {}
-
-
-def causal_mask(time, dtype):
-    """(time, time) array: 0 on and below the diagonal, a large negative number above (in dtype)."""
-    key = (time, np.dtype(dtype))
-    if key not in _MASKS:
-        # half of dtype's lowest value: exp() of it is 0 and adding a score cannot overflow to -inf
-        mask = np.triu(np.full((time, time), np.finfo(dtype).min / 2, dtype=dtype), k=1)
-        mask.flags.writeable = False
-        _MASKS[key] = mask
-    return _MASKS[key]

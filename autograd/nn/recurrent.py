@@ -9,6 +9,7 @@ from .. import ops
 from ..engine import Variable, as_variable
 from . import init
 from .functional import linear
+from .gru_ops import gru_cell, gru_sequence
 from .module import Module
 
 
@@ -32,25 +33,29 @@ class _Recurrent(Module):
 
     def forward(self, x, h0=None):
         """x (batch, time, input) -> (outputs (batch, time, hidden), last hidden (batch, hidden))."""
+        x, h = self._check(x, h0)
+        projected = linear(x, self.weight_ih, self.bias_ih)  # every time step's input term in one matmul
+        outputs = []
+        for t in range(x.shape[1]):
+            h = self.cell(projected[:, t], h)
+            outputs.append(h)
+        return F.stack(outputs, axis=1), h
+
+    def _check(self, x, h0):
+        """x and the initial state (zeros unless given) as Variables, shapes checked."""
         x = as_variable(x)
         if x.ndim != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: input shape {x.shape} is not "
                              f"(batch, time, {self.input_size})")
-        batch, time, _ = x.shape
-        if h0 is None:
-            h = Variable(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))
-        else:
-            h = as_variable(h0)
-            if h.shape != (batch, self.hidden_size):
-                raise ValueError(f"{type(self).__name__}: h0 shape {h.shape} is not ({batch}, {self.hidden_size})")
-        projected = linear(x, self.weight_ih, self.bias_ih)  # every time step's input term in one matmul
-        outputs = []
-        for t in range(time):
-            h = self.cell(projected[:, t], h)
-            outputs.append(h)
-        if not outputs:
+        if x.shape[1] == 0:
             raise ValueError(f"{type(self).__name__}: input has no time steps (shape {x.shape})")
-        return F.stack(outputs, axis=1), h
+        batch = x.shape[0]
+        if h0 is None:
+            return x, Variable(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))
+        h = as_variable(h0)
+        if h.shape != (batch, self.hidden_size):
+            raise ValueError(f"{type(self).__name__}: h0 shape {h.shape} is not ({batch}, {self.hidden_size})")
+        return x, h
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
@@ -82,10 +87,12 @@ class GRU(_Recurrent):
     def __init__(self, input_size, hidden_size, bias=True, rng=None, dtype=np.float32):
         super().__init__(input_size, hidden_size, bias, rng, dtype)
 
+    def forward(self, x, h0=None):
+        """x (batch, time, input) -> (outputs (batch, time, hidden), last hidden (batch, hidden))."""
+        x, h = self._check(x, h0)
+        outputs = gru_sequence(linear(x, self.weight_ih, self.bias_ih), h, self.weight_hh, self.bias_hh)
+        return outputs, outputs[:, -1]
+
     def cell(self, xi, h):
-        size = self.hidden_size
-        hh = linear(h, self.weight_hh, self.bias_hh)
-        rz = ops.sigmoid(xi[:, :2 * size] + hh[:, :2 * size])
-        r, z = rz[:, :size], rz[:, size:]
-        n = ops.tanh(xi[:, 2 * size:] + r * hh[:, 2 * size:])
-        return n + z * (h - n)  # = (1 - z) n + z h with one op fewer
+        """One step from the projected input xi (batch, 3 hidden) (see gru_ops)."""
+        return gru_cell(xi, h, self.weight_hh, self.bias_hh)

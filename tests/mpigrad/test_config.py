@@ -125,9 +125,11 @@ def test_every_scalar_key_is_type_checked():
 
 def test_batch_divisibility():
     assert error_of(["global_batch=30", "micro_batch=8"]) == "global_batch=30 is not divisible by micro_batch=8"
-    message = error_of(["global_batch=24", "micro_batch=8"], world_size=2)
-    assert message.startswith("global_batch/micro_batch = 3 micro-batches cannot be split evenly over 2 ranks")
-    load_config(None, ["global_batch=24", "micro_batch=8"], world_size=3)
+    for world_size in (1, 2, 3):  # default mode: ranks may run unequal numbers of micro-batches
+        load_config(None, ["global_batch=24", "micro_batch=8"], world_size=world_size)
+    message = error_of(["global_batch=24", "micro_batch=8"], world_size=4)
+    assert message == ("global_batch/micro_batch = 3 micro-batches cannot give each of 4 ranks at least one; "
+                       "use at most 3 ranks")
 
 
 def test_deterministic_takes_every_world_size_that_divides_the_micro_batches():
@@ -167,4 +169,10 @@ def test_trajectory_mismatch_names_the_key():
     assert trajectory_mismatch(cfg, saved) is None
     assert trajectory_mismatch(SimpleNamespace(**{**saved, "steps": 50, "resume": True}), saved) is None
     message = trajectory_mismatch(SimpleNamespace(**{**saved, "lr": 0.1}), saved)
-    assert message == "config key 'lr' is 0.1 but the checkpoint was trained with 0.003; resume with the same value"
+    assert message.startswith("config key 'lr' is 0.1 but the checkpoint was trained with 0.003; resume with the same value")
+
+
+def test_every_key_either_shapes_the_trajectory_or_may_change_on_resume():
+    from mpigrad.config import RESUME_KEYS, TRAJECTORY_KEYS
+    assert set(TRAJECTORY_KEYS) | set(RESUME_KEYS) | {"resume"} == set(KEYS)
+    assert not set(TRAJECTORY_KEYS) & set(RESUME_KEYS)

@@ -54,7 +54,7 @@ def test_text_errors(tmp_path):
     assert "5 characters are too few for context=16" in data_error(text_cfg(str(short)))
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"ok\xff\xfe")
-    assert data_error(text_cfg(str(binary))) == f"data file {binary}: not UTF-8 text (byte 2)"
+    assert data_error(text_cfg(str(binary))).startswith(f"data file {binary}: not UTF-8 text (byte 2); ")
 
 
 def test_npz(tmp_path):
@@ -63,9 +63,31 @@ def test_npz(tmp_path):
     data = load_data(mlp_cfg(tmp_path / "d.npz"))
     assert (data.features, data.classes, data.train.num_samples, data.val.num_samples) == (5, 3, 6, 2)
     x, t = data.val.batch([1, 0])
+    held = data.val.rows[[1, 0]]
     assert x.dtype == np.float32 and t.dtype == np.int64
-    np.testing.assert_array_equal(x, X[[7, 6]].astype(np.float32))
-    np.testing.assert_array_equal(t, y[[7, 6]])
+    np.testing.assert_array_equal(x, X[held].astype(np.float32))
+    np.testing.assert_array_equal(t, y[held])
+
+
+def test_array_validation_rows_are_a_fixed_shuffle_of_all_rows(tmp_path):
+    y = np.repeat(np.arange(10), 100)  # sorted by class: the last 10 % would be one class
+    np.savez(tmp_path / "d.npz", X=np.arange(1000.0)[:, None], y=y)
+    data = load_data(mlp_cfg(tmp_path / "d.npz", val_fraction=0.1))
+    val, train = data.val.rows, data.train.rows
+    assert len(val) == 100 and len(train) == 900
+    assert sorted([*val, *train]) == list(range(1000))
+    assert len(set(y[val[:20]])) >= 5  # the first eval_samples rows already span the classes
+    again = load_data(mlp_cfg(tmp_path / "d.npz", val_fraction=0.1))  # no seed, rank or world size enters
+    np.testing.assert_array_equal(again.val.rows, val)
+    x, t = data.val.batch([0, 1])
+    np.testing.assert_array_equal(x[:, 0], val[:2].astype(np.float32))
+    np.testing.assert_array_equal(t, y[val[:2]])
+
+
+def test_transformer_on_array_file_hints_at_mlp(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.zeros((4, 2)), y=np.zeros(4, int))
+    message = data_error(text_cfg(str(tmp_path / "d.npz")))
+    assert message.startswith(f"data file {tmp_path}/d.npz: not UTF-8 text (byte ") and 'model = "mlp"' in message
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -123,8 +145,9 @@ def test_mnist_idx(tmp_path, compress):
     assert isinstance(data.train.X, np.memmap) != compress
     assert (data.features, data.classes, data.train.num_samples) == (12, 10, 3)
     x, t = data.val.batch([2])
-    np.testing.assert_array_equal(x[0], images[5].reshape(-1) / np.float32(255))
-    assert t.tolist() == [9]
+    held = data.val.rows[2]
+    np.testing.assert_array_equal(x[0], images[held].reshape(-1) / np.float32(255))
+    assert t.tolist() == [labels[held]]
 
 
 def test_idx_big_endian_ints(tmp_path):

@@ -102,3 +102,51 @@ def test_resume_drops_a_partial_last_metrics_line(tmp_path):
     assert code == 0, err
     assert f"{metrics}: dropped a partial last line (20 bytes)" in err, err
     assert [json.loads(line)["step"] for line in open(metrics)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_dir_takes_the_runs_config_and_only_safe_settings(tmp_path):
+    run = tmp_path / "run"
+    code, _, err, _ = train(2, run)
+    assert code == 0, err
+    straight = final(run)
+    (run / "checkpoints" / "step-00000006.ckpt").unlink()
+    (run / "final.npz").unlink()
+    resume = ["-m", "mpigrad", "train", "--resume", str(run)]
+    code, out, err, _ = run_mpi(2, resume, timeout=180)
+    assert code == 0, err
+    assert f"resumed from step 3 of {run}/checkpoints/step-00000003.ckpt" in out, out
+    resumed = final(run)
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    code, _, err, _ = run_mpi(2, [*resume, "--quiet", "--set", "steps=8", "--set", "log_every=2"], timeout=180)
+    assert code == 0, err
+    assert [json.loads(line)["step"] for line in open(run / "metrics.jsonl")][-2:] == [6, 8]
+    for bad in (["--set", "lr=0.1"], ["--set", "resume=false"]):
+        code, _, err, _ = run_mpi(2, [*resume, *bad], timeout=60)
+        key = bad[1].split("=")[0]
+        assert code == 2 and f"--resume {run}: --set {key} would change the run's trajectory" in err, err
+    code, _, err, _ = run_mpi(1, [*resume, "--out", str(tmp_path / "elsewhere")], timeout=60)
+    assert code == 2 and f"--resume {run} continues in {run}; leave out --out" in err, err
+    code, _, err, _ = run_mpi(1, ["-m", "mpigrad", "train", "--resume", str(tmp_path)], timeout=60)
+    assert code == 2 and f"--resume {tmp_path}: no config.toml" in err, err
+
+
+def test_check_determinism_can_run_again_into_its_own_out(tmp_path):
+    sets = [a for item in TINY if item != "deterministic=true" for a in ("--set", item)]
+    for _ in range(2):
+        code, out, err, _ = run_mpi(1, ["-m", "mpigrad", "check-determinism", "--worlds", "1", "--out",
+                                        str(tmp_path), *sets], timeout=120)
+        assert code == 0, out + err
+
+
+def test_default_mode_at_a_world_size_that_does_not_divide_the_micro_batches(tmp_path):
+    """4 micro-batches on 3 ranks (2, 1, 1): sample weighting gives one process's result to rounding."""
+    runs = {}
+    for world in (1, 3):
+        code, _, err, _ = train(world, tmp_path / f"w{world}", "deterministic=false", "dtype=\"float64\"",
+                                "steps=4", "checkpoint_every=0", "check_replicas_every=1", timeout=240)
+        assert code == 0, err
+        runs[world] = final(tmp_path / f"w{world}")
+        losses = [json.loads(line)["loss"] for line in open(tmp_path / f"w{world}" / "metrics.jsonl")]
+        runs[world]["losses"] = np.array(losses)
+    for key, value in runs[1].items():
+        np.testing.assert_allclose(runs[3][key], value, rtol=1e-10, atol=1e-12, err_msg=key)

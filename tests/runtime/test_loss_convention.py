@@ -79,3 +79,19 @@ def test_a_step_with_the_wrong_number_of_micro_batches_fails_on_every_rank(deter
     dp = DataParallel(make_model(), c, deterministic=deterministic, micro_batches=K)
     with pytest.raises(RuntimeError, match=f"micro_batches={K}"):
         loss_of(dp, x, y).backward()  # one micro-batch per rank, not K over all ranks
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_the_step_after_a_refused_one_is_weighted_by_its_own_samples(deterministic):
+    c = comm()
+    x, y = make_data(sum(SIZES), seed=14)
+    dp = DataParallel(make_model(), c, deterministic=deterministic, micro_batches=K)
+    with pytest.raises(RuntimeError, match=f"micro_batches={K}"):
+        loss_of(dp, x[:4], y[:4]).backward()
+    for p in dp.parameters():
+        p.grad[...] = 0
+    per_rank = K // c.size
+    grads = train_code(dp, x, y, micro_batch_rows(c.rank * per_rank, per_rank))
+    expected = full_batch_grads(x, y)
+    assert_everywhere(all(np.allclose(g, e, rtol=1e-12, atol=1e-14) for g, e in zip(grads, expected)),
+                      "the refused step's samples leaked into the next step")

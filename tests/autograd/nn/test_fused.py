@@ -10,6 +10,7 @@ import mpigrad.autograd as ag
 from mpigrad.autograd import Variable, gradcheck, ops
 from mpigrad.autograd.nn import causal_mask
 from mpigrad.autograd.nn import functional as NF
+from mpigrad.autograd.nn.gru_ops import gru_cell, gru_sequence
 
 RNG = np.random.default_rng(7)
 IDS = RNG.integers(0, 6, (3, 5))  # repeated ids
@@ -38,10 +39,35 @@ def composed_attention(causal):
     return attention
 
 
+def composed_multi_head_attention(qkv, heads=2):
+    batch, time, width = qkv.shape
+    q, k, v = (qkv[:, :, i * width // 3:(i + 1) * width // 3].reshape(batch, time, heads, -1).transpose(0, 2, 1, 3)
+               for i in range(3))
+    y = composed_attention(True)(q, k, v)
+    return y.transpose(0, 2, 1, 3).reshape(batch, time, width // 3)
+
+
 def composed_cross_entropy(x):
     logp = ag.log_softmax(x, axis=-1)
     rows, cols = np.indices(TARGETS.shape)
     return -ops.mean(logp[rows, cols, TARGETS])
+
+
+def composed_gru_cell(xi, h, w, b=None):
+    size = h.shape[-1]
+    hh = NF.linear(h, w, b)
+    rz = ops.sigmoid(xi[:, :2 * size] + hh[:, :2 * size])
+    r, z = rz[:, :size], rz[:, size:]
+    n = ops.tanh(xi[:, 2 * size:] + r * hh[:, 2 * size:])
+    return (1 - z) * n + z * h
+
+
+def composed_gru_sequence(x, h, w, b=None):
+    outputs = []
+    for t in range(x.shape[1]):
+        h = composed_gru_cell(x[:, t], h, w, b)
+        outputs.append(h)
+    return ag.stack(outputs, axis=1)
 
 
 CASES = {  # name: (fused, composed, input shapes, offset added to make the data less regular)
@@ -53,7 +79,12 @@ CASES = {  # name: (fused, composed, input shapes, offset added to make the data
                   [(2, 2, 5, 3)] * 3),
     "causal attention": (lambda q, k, v: NF.scaled_dot_product_attention(q, k, v, causal=True),
                          composed_attention(True), [(2, 2, 5, 3)] * 3),
+    "multi_head_attention": (lambda qkv: NF.multi_head_attention(qkv, 2, causal=True),
+                             composed_multi_head_attention, [(2, 5, 12)]),
     "cross_entropy": (lambda x: ag.cross_entropy(x, TARGETS), composed_cross_entropy, [(2, 3, 7)]),
+    "gru_cell": (gru_cell, composed_gru_cell, [(3, 12), (3, 4), (12, 4), (12,)]),
+    "gru_sequence": (gru_sequence, composed_gru_sequence, [(3, 5, 12), (3, 4), (12, 4), (12,)]),
+    "gru_sequence without bias": (gru_sequence, composed_gru_sequence, [(3, 5, 12), (3, 4), (12, 4)]),
 }
 
 

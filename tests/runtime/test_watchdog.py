@@ -1,0 +1,96 @@
+"""The progress watchdog (init(timeout=...)): a stopped or looping rank ends the job, saying where."""
+
+import os
+import re
+import signal
+import textwrap
+
+import pytest
+
+from launch import run_mpi
+
+TIMEOUT = 3.0  # step_timeout of these jobs; a healthy step of this model takes milliseconds
+
+# Rank size-1 misbehaves before the forward of step 4, in the way argv[1] names.
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    import numpy as np
+    from mpigrad.autograd import cross_entropy, nn
+    from mpigrad.optim import Adam
+    from mpigrad.runtime import DataParallel, init
+
+    case, timeout = sys.argv[1], float(sys.argv[2])
+    comm = init(timeout=timeout)
+    dp = DataParallel(nn.MLP([16, 64, 4], rng=np.random.default_rng(0)), comm, bucket_mb=0.001)
+    opt = Adam(dp.parameters())
+    x, y = np.ones((8, 16), np.float32), np.zeros(8, np.int64)
+
+    def spin_forever():
+        while True:
+            pass
+
+    for step in range(1, 9):
+        opt.zero_grad()
+        if comm.rank == comm.size - 1 and step == 4:
+            if case == "sleep":
+                time.sleep(0.6 * timeout)
+            elif case == "loop":
+                spin_forever()
+            elif case == "stop":
+                os.kill(os.getpid(), signal.SIGSTOP)
+        cross_entropy(dp(x), y).backward()
+        opt.step()
+    print("finished", flush=True)
+""")
+
+
+def processes_running(marker):
+    """PIDs whose command line holds `marker` (this test's own script path)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def run_case(tmp_path, world, case):
+    script = tmp_path / f"watched_{case}.py"
+    script.write_text(SCRIPT)
+    try:
+        return run_mpi(world, [str(script), case, str(TIMEOUT)], timeout=TIMEOUT + 60)
+    finally:
+        for pid in processes_running(str(script)):  # a stopped rank left behind would never exit
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_a_stopped_rank_ends_the_job_within_the_bound(tmp_path, world):
+    code, out, err, seconds = run_case(tmp_path, world, "stop")
+    assert code != 0 and "finished" not in out
+    assert seconds < TIMEOUT + 10, f"the job took {seconds:.1f} s to end"
+    first = next(line for line in err.splitlines() if "step_timeout" in line)
+    assert re.match(rf"mpigrad: rank [0-{world - 2}] of {world}: step_timeout fired: no progress for "
+                    rf"[\d.]+ s \(limit 3 s\) at step 4 in phase '", first), first
+    assert "Python stack of rank" in err and "in backward" in err, err  # the noticing rank waits inside backward
+    assert f"rank {world - 1} did not answer (stopped, or holding the GIL)" in err, err
+
+
+def test_a_rank_looping_in_python_is_named_with_its_stack(tmp_path):
+    code, out, err, seconds = run_case(tmp_path, 2, "loop")
+    assert code != 0 and "finished" not in out
+    assert seconds < TIMEOUT + 10, f"the job took {seconds:.1f} s to end"
+    assert re.search(r"mpigrad: rank 1 of 2: step_timeout fired: no progress for [\d.]+ s \(limit 3 s\) at "
+                     r"step 3 in phase 'after backward \(optimizer step\)'", err), err  # it never began step 4
+    assert re.search(r"watched_loop.py\", line \d+ in spin_forever", err), err  # the looping rank's own stack
+    # the other rank, waiting in the all-reduce, prints where it is and answers
+    assert "mpigrad: rank 0 of 2 (rank 1's step_timeout fired): at step 4 in phase 'backward: sample-count" in err
+    assert "rank 0 at step 4 in 'backward: sample-count all-gather'" in err, err
+
+
+def test_a_slow_step_below_the_timeout_never_fires(tmp_path):
+    code, out, err, _ = run_case(tmp_path, 2, "sleep")
+    assert code == 0, err
+    assert out.count("finished") == 2 and "step_timeout" not in err, err
