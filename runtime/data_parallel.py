@@ -1,12 +1,14 @@
 """DataParallel: every rank trains a replica on its own shard; gradients are averaged during backward."""
 
 import contextlib
+import math
 
 import numpy as np
 
 from mpigrad.autograd import is_grad_enabled
 from mpigrad.autograd.engine import current_pass, queue_callback
 from mpigrad.optim.flat import flatten_parameters
+from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import BucketReducer
 from .comm import init, set_blas_threads
@@ -60,6 +62,7 @@ class DataParallel:
         for p in self._params:
             _hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
+        self._norm_sq = None  # float64 sum of squares of the gradients the last synchronising pass left
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
         self._pass_marks = []  # the forwards that pass counted
         self._new_step()
@@ -72,6 +75,7 @@ class DataParallel:
 
     def __call__(self, *args, **kwargs):
         progress("forward")
+        self._norm_sq = None  # a new step's gradients are coming
         if self._released:
             self._restore_grad_views()
         output = self.module(*args, **kwargs)
@@ -178,6 +182,7 @@ class DataParallel:
                     self._start_averaging()
                 self.reducer.finish_pass()
             self._release_untrained()
+            self._norm_sq = self.reducer.sum_of_squares()
         finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
             self._used[:] = 0
@@ -203,6 +208,15 @@ class DataParallel:
             self._grad_views[i].fill(0)
             self._params[i].grad = self._grad_views[i]
         self._released = []
+
+    def grad_norm(self):
+        """sqrt(sum of squares of every .grad) as the last synchronising backward left them: the same
+        bits on every rank. The default mode sums per-bucket partials taken as each bucket's
+        all-reduce completed (no pass over the gradients after backward); else it reads the buffers."""
+        total = self._norm_sq
+        if total is None:
+            total = sum(sum_of_squares(g.grad) for g in self.groups)
+        return math.sqrt(total)
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""

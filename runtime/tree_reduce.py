@@ -87,6 +87,10 @@ class TreeReducer:
             push(self._stack, 0, index, arrays)
         self._count += 1
 
+    def sum_of_squares(self):
+        """None: DataParallel.grad_norm() takes the norm from the buffers."""
+        return None
+
     def abandon(self):
         """A pass raised midway: the .grad become the flat views again (their values are undefined
         until zero_grad), so the tree's nodes must not keep those views as storage."""
