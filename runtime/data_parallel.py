@@ -12,6 +12,7 @@ from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import BucketReducer
 from .comm import init, set_blas_threads
+from .dp_setup import check_micro_batches, hook_even_if_frozen, refuse_second_wrapper
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
@@ -40,9 +41,9 @@ class DataParallel:
     def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None):
         self.module = module
         self.comm = comm if comm is not None else init()
-        _check_micro_batches(micro_batches, deterministic, self.comm.size)
+        check_micro_batches(micro_batches, deterministic, self.comm.size)
         named = list(module.named_parameters())
-        _refuse_second_wrapper(named)
+        refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
         self.groups = flatten_parameters([p for _, p in named])
@@ -60,7 +61,7 @@ class DataParallel:
         self._used = np.zeros(len(self._params), np.uint8)  # params a backward reached this step (this rank)
         self._released = []  # params whose .grad is None since the last step (no rank differentiated them)
         for p in self._params:
-            _hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
+            hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
         self._norm_sq = None  # float64 sum of squares of the gradients the last synchronising pass left
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
@@ -221,29 +222,3 @@ class DataParallel:
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
-
-
-def _hook_even_if_frozen(param, hook):
-    frozen = not param.requires_grad
-    param.requires_grad = True
-    param.register_post_accumulate_grad_hook(hook)
-    param.requires_grad = not frozen
-
-
-def _refuse_second_wrapper(named):
-    """Two wrappers' hooks on one parameter would both count and reduce every pass (before any collective)."""
-    for name, p in named:
-        if any(getattr(hook, "__self__", None).__class__ is DataParallel for hook in p._hooks or ()):
-            raise ValueError(f"DataParallel: the module is already wrapped by a DataParallel (parameter {name} "
-                             "has its hooks); keep using that wrapper (its .module is this model)")
-
-
-def _check_micro_batches(micro_batches, deterministic, world_size):
-    """Before any collective, so every rank raises the same error."""
-    if micro_batches is None:
-        return
-    multiple = world_size if deterministic else 1
-    if not (isinstance(micro_batches, int) and micro_batches >= world_size and micro_batches % multiple == 0):
-        rule = f"a positive multiple of the world size {world_size}" if deterministic else \
-            f"an integer >= the world size {world_size} (every rank runs a backward)"
-        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} must be {rule}")
