@@ -19,6 +19,7 @@ from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
+from .stragglers import Stragglers
 
 
 def train_command(config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
@@ -80,6 +81,7 @@ class Job:
         self.micro_batches = micro_batches
         # this rank's micro-batches of the step: a contiguous run, one more on the first K mod P ranks
         self.my_micro_batches = np.array_split(np.arange(micro_batches), comm.size)[comm.rank].tolist()
+        self.stragglers = Stragglers()
 
     def prepare(self, config_path, overrides, out, resume_dir):
         """This rank's config, data, batch order and model: file reads only, no communication."""
@@ -146,10 +148,11 @@ class Job:
 
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
-        cfg, start = self.cfg, time.perf_counter()
+        cfg, start, blocked = self.cfg, time.perf_counter(), self.comm.blocked_time
         progress("forward", self.step + 1)
         self.optimizer.zero_grad()
         losses, correct, phases = self.accumulate(self.batches.batch(self.step))
+        progress("loss all-gather", self.step + 1)
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
         every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
         loss = math.fsum(every_loss) / len(every_loss)
@@ -176,7 +179,7 @@ class Job:
         step_time = time.perf_counter() - start
         row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
                    comm_time=self.dp.comm_time, **phases, samples_per_s=cfg.global_batch / step_time,
-                   world_size=self.comm.size)
+                   world_size=self.comm.size, rank_step_time=step_time - (self.comm.blocked_time - blocked))
         return row
 
     def accumulate(self, batch):
@@ -214,7 +217,11 @@ class Job:
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
-            row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            everyone = self.comm.allgather_obj((rss, row["rank_step_time"]))
+            row["max_rss_mb"], row["rank_step_time"] = [m for m, _ in everyone], [t for _, t in everyone]
+            for warning in self.stragglers.check(step, row["rank_step_time"]) if self.comm.is_main else ():
+                print(warning, file=sys.stderr, flush=True)
         self.times.record(step, row)
         if self.comm.is_main and logged:
             self.metrics.write({**row, "time": time.time(), "elapsed": self.times.elapsed()})

@@ -1,4 +1,4 @@
-"""Resume at another world size: deterministic runs continue bitwise (4 -> 2 -> 1); default runs continue, not bitwise."""
+"""Resume at another world size: deterministic runs continue bitwise (4 -> 2 -> 1); default runs train on."""
 
 import json
 
