@@ -10,10 +10,10 @@ from test_train_cli import TINY
 SETS = [a for item in [*TINY, "steps=3", "checkpoint_every=0"] for a in ("--set", item)]
 
 
-def check(*args, timeout=180):
+def check(*args, timeout=180, sets=SETS):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     env.pop("PMI_RANK", None)
-    done = subprocess.run([sys.executable, "-m", "mpigrad", "check-determinism", *SETS, *args],
+    done = subprocess.run([sys.executable, "-m", "mpigrad", "check-determinism", *sets, *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     return done.returncode, done.stdout, done.stderr
 
@@ -55,3 +55,12 @@ def test_a_difference_names_step_1_and_a_parameter(tmp_path):
 def test_a_failing_launch_is_reported_and_fails(tmp_path):
     code, out, _ = check("--worlds", "1", "--launcher", "false {n}", "--out", str(tmp_path), timeout=60)
     assert code == 1 and table(out)["1"][1:4] == ["FAILED", "exit", "1"], out
+
+
+def test_the_config_file_is_read_for_the_rule(tmp_path):
+    (tmp_path / "job.toml").write_text("global_batch = 12\nmicro_batch = 2\n")
+    code, out, err = check("--config", str(tmp_path / "job.toml"), "--worlds", "1,2,3,4", timeout=60, sets=[])
+    assert code == 2 and "world size 4: global_batch/micro_batch = 6 micro-batches" in err, err
+    code, out, err = check("--config", str(tmp_path / "job.toml"), "--set", "global_batch=8", "--worlds", "1,3",
+                           timeout=60, sets=[])  # --set wins over the file
+    assert code == 2 and "world size 3: global_batch/micro_batch = 4 micro-batches" in err, err
