@@ -102,3 +102,4 @@ class BucketReducer:
                 b.request.Wait()
                 b.request = None
         self.comm_time = time.perf_counter() - start
+        self.comm.blocked_time += self.comm_time

@@ -8,7 +8,8 @@ micro-batches (no_sync on all but the last), global-norm clip at 1.0, Adam. mpig
 DistributedDataParallel over gloo (no_sync accumulation) at world 2, launched the same way.
 One BLAS thread per rank. Each (framework, world) job times every model (5 warm-up steps, then
 --steps timed, median on rank 0); the jobs run --rounds times in alternating order and the
-table shows the median over rounds. torch columns need `pip install -e '.[bench]'`.
+table shows the median over rounds. torch columns need `pip install -e '.[bench]'`. The models
+and step loops are in bench_models_mpigrad.py and bench_models_torch.py.
 
 Models (float32):
   transformer  the default job's model at the default config (mpigrad/config.py)
