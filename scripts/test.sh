@@ -19,7 +19,9 @@ setup() {
 }
 
 count() {  # count WORD LINE: the number before WORD in a pytest summary line
-    grep -oE "[0-9]+ $1" <<<"$2" | grep -oE "^[0-9]+" || echo 0
+    local n
+    n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -1 | grep -oE "^[0-9]+")
+    echo "${n:-0}"
 }
 
 part() {  # part NAME COMMAND...: runs it quietly; one line with pytest's summary, all output on failure
@@ -27,7 +29,9 @@ part() {  # part NAME COMMAND...: runs it quietly; one line with pytest's summar
     shift
     "$@" >"$log" 2>&1
     local code=$? summary
-    summary=$(tr -d '\r' <"$log" | grep -aE "^[0-9]+ (passed|failed|skipped|deselected|error)" | tail -1)
+    # ranks print at once, so a summary line can run into another rank's: keep the first up to its time
+    summary=$(tr -d '\r' <"$log" | grep -aoE "^[0-9]+ (passed|failed|skipped|deselected|error)[a-z0-9, ]* in [0-9.]+s" |
+        tail -1)
     if [ "$code" -eq 0 ]; then
         printf '%-34s %s (%ds)\n' "$name" "${summary:-ok}" $((SECONDS - t0))
     else
