@@ -73,13 +73,13 @@ KEYS = {
 # Keys that shape the trajectory: a resumed run must use the checkpoint's values.
 TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_batch", "micro_batch",
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
-                   "deterministic", "zero", "nonfinite", "dtype", "context", "d_model", "num_heads",
+                   "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
                    "num_layers", "hidden", "activation")
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
 RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
-               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars")
+               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars", "zero")
 
 
 def resume_request(directory, overrides):
