@@ -70,6 +70,12 @@ class Comm:
         from mpi4py.util.dtlib import from_numpy_dtype
         self.mpi.Allgatherv(_in_place(), [array, counts, displs, from_numpy_dtype(array.dtype)])
 
+    def Alltoallv(self, send, send_counts, send_displs, recv, recv_counts, recv_displs):
+        """Rank r's send[send_displs[q]:+send_counts[q]] lands in rank q's recv[recv_displs[r]:+recv_counts[r]]."""
+        from mpi4py.util.dtlib import from_numpy_dtype
+        kind = from_numpy_dtype(send.dtype)
+        self.mpi.Alltoallv([send, send_counts, send_displs, kind], [recv, recv_counts, recv_displs, kind])
+
     def bcast_obj(self, obj, root=0):
         return self.mpi.bcast(obj, root=root)
 

@@ -13,14 +13,19 @@ import time
 
 import numpy as np
 
+from .zero import shard_bounds
+
 
 def add_into(left, right):
-    """left[i] += right[i] in place for every parameter; None is a zero gradient."""
+    """left[i] += right[i] in place for every parameter; None is a zero gradient (adding the zero
+    too, since -0.0 + 0.0 is +0.0: the bits must not depend on where a zero was stored)."""
     for i, (a, b) in enumerate(zip(left, right)):
-        if b is None:
+        if a is None and b is None:
             continue
         if a is None:
-            left[i] = b
+            left[i] = np.add(b, 0, out=b)
+        elif b is None:
+            np.add(a, 0, out=a)
         else:
             np.add(a, b, out=a)
 
@@ -82,6 +87,10 @@ class TreeReducer:
             push(self._stack, 0, index, arrays)
         self._count += 1
 
+    def sum_of_squares(self):
+        """None: DataParallel.grad_norm() takes the norm from the buffers."""
+        return None
+
     def abandon(self):
         """A pass raised midway: the .grad become the flat views again (their values are undefined
         until zero_grad), so the tree's nodes must not keep those views as storage."""
@@ -116,35 +125,48 @@ class TreeReducer:
         if total_samples <= 0:
             raise ValueError(f"no samples went through DataParallel on any rank this step (got {total_samples}): "
                              "the losses must come from dp(...) outputs")
-        stack = []
-        for node in self._gather(nodes, [meta for _, _, meta in shapes]):
-            push(stack, *node)
-        for view, total in zip(self.views, fold(stack)):
-            if total is None:
-                view.fill(0)
-            else:
-                np.divide(total, total_samples, out=view)
-
-    def _gather(self, nodes, metas):
-        """Every rank's nodes, in rank order (= index order), on every rank."""
         if self.comm.size == 1:
-            return nodes
-        per_group, start = [], 0
+            stack = []
+            for node in nodes:
+                push(stack, *node)
+            for view, total in zip(self.views, fold(stack)):
+                if total is None:
+                    view.fill(0)
+                else:
+                    np.divide(total, total_samples, out=view)
+            return
+        first = 0
         for g in self.groups:
-            counts = [len(meta) * g.size for meta in metas]
-            displs = [sum(counts[:r]) for r in range(len(counts))]
-            rows = np.empty(sum(counts), g.grad.dtype)
-            mine = rows[displs[self.comm.rank]:displs[self.comm.rank] + counts[self.comm.rank]].reshape(-1, g.size)
-            for k, (_, _, arrays) in enumerate(nodes):
-                for (lo, hi), a in zip(g.offsets, arrays[start:start + len(g.params)]):
-                    mine[k, lo:hi] = 0 if a is None else a.reshape(-1)
-            self.comm.Allgatherv_in_place(rows, counts, displs)
-            per_group.append((g, rows.reshape(-1, g.size)))
-            start += len(g.params)
-        flat_meta = [node for meta in metas for node in meta]
-        return [(level, first, [rows[k, lo:hi].reshape(p.shape) for g, rows in per_group
-                                for p, (lo, hi) in zip(g.params, g.offsets)])
-                for k, (level, first) in enumerate(flat_meta)]
+            mine = [arrays[first:first + len(g.params)] for _, _, arrays in nodes]
+            self._merge_group(g, mine, [meta for _, _, meta in shapes], total_samples)
+            first += len(g.params)
+
+    def _merge_group(self, group, mine, metas, total_samples):
+        """Rank q merges element chunk q of every rank's nodes (one Alltoallv), divides it and every
+        rank gets every chunk (one Allgatherv): the bytes an all-reduce moves when each rank holds
+        one node. The merge is elementwise, so chunking leaves the bits of the whole merge."""
+        size, rank = self.comm.size, self.comm.rank
+        counts, displs = shard_bounds(group.size, size)
+        send = np.zeros(len(mine) * group.size, group.dtype)
+        for q in range(size):  # to rank q: chunk q of each of my nodes, node after node
+            block = send[len(mine) * displs[q]:len(mine) * (displs[q] + counts[q])].reshape(len(mine), counts[q])
+            for k, arrays in enumerate(mine):
+                for (lo, hi), a in zip(group.offsets, arrays):
+                    s, e = max(lo, displs[q]), min(hi, displs[q] + counts[q])
+                    if a is not None and s < e:
+                        block[k, s - displs[q]:e - displs[q]] = a.reshape(-1)[s - lo:e - lo]
+        nodes_of = [len(meta) for meta in metas]
+        received = np.empty(sum(nodes_of) * counts[rank], group.dtype)
+        self.comm.Alltoallv(send, [n * c for n, c in zip([len(mine)] * size, counts)],
+                            [len(mine) * d for d in displs], received, [n * counts[rank] for n in nodes_of],
+                            [sum(nodes_of[:r]) * counts[rank] for r in range(size)])
+        rows = received.reshape(-1, counts[rank])
+        stack = []
+        for row, (level, first) in zip(rows, [node for meta in metas for node in meta]):
+            push(stack, level, first, [row])
+        chunk = group.grad[displs[rank]:displs[rank] + counts[rank]]
+        np.divide(fold(stack)[0], total_samples, out=chunk)
+        self.comm.Allgatherv_in_place(group.grad, counts, displs)
 
     def _check_counts(self, counts):
         if len(set(counts)) != 1:
