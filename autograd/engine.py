@@ -179,9 +179,10 @@ def _exclusive(pgrad, grad, parent_grads):
     they keep elsewhere, so such a buffer can be added to in place or become a leaf's .grad."""
     if type(pgrad) is not np.ndarray or pgrad.base is not None or pgrad is grad or not pgrad.flags.writeable:
         return False
-    if len(parent_grads) == 1:
-        return True
-    return sum(p is pgrad for p in parent_grads) == 1
+    holders = 0
+    for p in parent_grads:
+        holders += p is pgrad
+    return holders == 1
 
 
 def _collect(parent, pgrad, grads, owned, exclusive):

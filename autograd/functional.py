@@ -6,6 +6,7 @@ import numpy as np
 
 from . import ops
 from .engine import Variable, as_variable, make_result
+from .rowwise import exp_is_safe, row_sums, softmax_rows
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -63,9 +64,12 @@ def _log_softmax_data(d, axis):
 def softmax(x, axis=-1):
     """e^x / sum e^x along axis; d = s * (g - sum(g s))"""
     x = as_variable(x)
-    s = x.data - np.max(x.data, axis=axis, keepdims=True)  # keeps exp() finite for logits of any size
-    np.exp(s, out=s)
-    s *= 1 / np.add.reduce(s, axis=axis, keepdims=True)
+    if axis in (-1, x.ndim - 1):
+        s = softmax_rows(x.data if x.dtype.kind == "f" else x.data.astype(np.float64))
+    else:
+        s = x.data - np.max(x.data, axis=axis, keepdims=True)  # keeps exp() finite for logits of any size
+        np.exp(s, out=s)
+        s *= 1 / np.add.reduce(s, axis=axis, keepdims=True)
 
     def backward(g):
         grad = g - np.expand_dims(np.vecdot(g, s, axis=axis), axis)
@@ -164,9 +168,10 @@ def cross_entropy(logits, targets):
     flat = logits.data.reshape(-1, classes)
     rows, flat_t = np.arange(flat.shape[0]), t.reshape(-1)
     count = flat_t.size
-    shifted = flat - flat.max(axis=1, keepdims=True)  # keeps exp() finite for logits of any size
+    # shifted by each row's max unless e^x is safe without (rowwise.exp_is_safe)
+    shifted = flat if exp_is_safe(flat) else flat - flat.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
-    sums = np.add.reduce(exps, axis=1)
+    sums = row_sums(exps)[:, 0]
     loss = (np.sum(np.log(sums)) - np.sum(shifted[rows, flat_t])) / count
 
     def backward(g):

@@ -155,9 +155,16 @@ def mean(a, axis=None, keepdims=False):
 
 
 def var(a, axis=None, keepdims=False):
-    """population variance: mean((a - mean(a))^2)"""
-    centred = sub(a, mean(a, axis, keepdims=True))
-    return mean(mul(centred, centred), axis, keepdims)
+    """population variance: mean((a - mean(a))^2)
+
+    a is first shifted by its first element along the axes (a constant: the variance does not
+    depend on it), so a constant float32 slice gives exactly 0 however large its values.
+    """
+    axes = _normalize_axis(axis, a.ndim)
+    first = tuple(slice(0, 1) if ax in axes else slice(None) for ax in range(a.ndim))
+    shifted = sub(a, a.data[first])
+    centred = sub(shifted, mean(shifted, axes, keepdims=True))
+    return mean(mul(centred, centred), axes, keepdims)
 
 
 def max(a, axis=None, keepdims=False):

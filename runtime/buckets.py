@@ -105,6 +105,7 @@ class BucketReducer:
                 b.request.Wait()
                 self._done(b)
         self.comm_time = time.perf_counter() - start
+        self.comm.blocked_time += self.comm_time
 
     def _done(self, bucket):
         """The bucket's average is in: take its share of the global norm while it is hot in cache."""

@@ -4,8 +4,10 @@ Methods are named after the MPI calls they make; `_obj` methods move pickled Pyt
 the others move numpy buffers without copies.
 """
 
+import functools
 import os
 import sys
+import time
 import traceback
 
 _comm = None  # the process's Comm once init() ran
@@ -86,6 +88,25 @@ class Comm:
 
     def abort(self, code=1):
         self.mpi.Abort(code)
+
+
+def _counting_blocked_time(method):
+    """Adds the seconds spent inside `method` to comm.blocked_time: a rank's step time less this is its
+    own work, which is what tells a straggler (every rank's wall time per step is the same)."""
+    @functools.wraps(method)
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.blocked_time += time.perf_counter() - start
+    return timed
+
+
+Comm.blocked_time = 0.0  # seconds inside blocking MPI calls so far (buckets.py adds its Waits)
+for _name in ("Barrier", "Bcast", "Allreduce", "Reduce_scatter", "Allgatherv_in_place", "bcast_obj",
+              "allgather_obj", "allreduce_obj"):
+    setattr(Comm, _name, _counting_blocked_time(getattr(Comm, _name)))
 
 
 class SerialComm(Comm):

@@ -1,14 +1,15 @@
 """Full training step of each reference model, mpigrad against PyTorch, at world sizes 1 and 2.
 
-    python scripts/bench_models.py [--steps 20] [--rounds 2]
+    python scripts/bench_models.py [--steps 20] [--rounds 1]
 
 A step is what `mpigrad train` does: zero the grads, forward + backward over this rank's
-micro-batches (no_sync on all but the last), global-norm clip at 1.0, Adam. mpigrad runs under
-`mpiexec -n N` with DataParallel; PyTorch runs one thread per rank, plain at world 1 and
-DistributedDataParallel over gloo (no_sync accumulation) at world 2, launched the same way.
-One BLAS thread per rank. Each (framework, world) job times every model (5 warm-up steps, then
---steps timed, median on rank 0); the jobs run --rounds times in alternating order and the
-table shows the median over rounds. torch columns need `pip install -e '.[bench]'`.
+micro-batches (no_sync on all but the last), global-norm clip at 1.0, Adam. Each world size is
+one `mpiexec -n N` job whose ranks hold both frameworks: mpigrad under DataParallel and PyTorch
+with one thread, plain at world 1 and DistributedDataParallel over gloo (no_sync accumulation)
+at world 2. Steps alternate (mpigrad, torch, mpigrad, ...) after a barrier each, so the shared
+machine's load falls on both alike; 5 warm-up steps each, then --steps timed, medians on rank 0
+(and over --rounds jobs). One BLAS thread per rank. torch columns need `pip install -e '.[bench]'`;
+the models and step functions are in bench_models_mpigrad.py and bench_models_torch.py.
 
 Models (float32):
   transformer  the default job's model at the default config (mpigrad/config.py)
@@ -24,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPIGRAD_BLAS_THREADS="1")
@@ -35,43 +37,54 @@ WARMUP = 5
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--worker", choices=("mpigrad", "torch"))
+    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args()
     models = args.models.split(",")
-    if args.worker:
-        return worker(args.worker, models, args.steps)
     has_torch = _has_torch()
-    jobs = [(fw, n) for n in (1, 2) for fw in ("mpigrad", "torch") if fw == "mpigrad" or has_torch]
-    runs = {job: [] for job in jobs}
-    for r in range(args.rounds):
-        for job in (jobs if r % 2 == 0 else jobs[::-1]):
-            runs[job].append(launch(*job, models, args.steps, port=29600 + 10 * r + len(runs[job])))
-    table = {job: {m: statistics.median(run[m] for run in results) for m in models}
-             for job, results in runs.items()}
+    if args.worker:
+        return worker(models, args.steps, has_torch)
+    runs = {n: [launch(n, models, args.steps, port=29600 + 10 * r + n) for r in range(args.rounds)] for n in (1, 2)}
+    table = {(fw, n): {m: statistics.median(run[fw][m] for run in results) for m in models}
+             for n, results in runs.items() for fw in results[0]}
     report(table, models, has_torch, args)
 
 
-def launch(framework, n, models, steps, port):
+def launch(n, models, steps, port):
     mpiexec = Path(sys.executable).parent / "mpiexec"
     command = [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(n), sys.executable, __file__,
-               "--worker", framework, "--steps", str(steps), "--models", ",".join(models)]
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port + (0 if framework == "mpigrad" else 5)))
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+               "--worker", "--steps", str(steps), "--models", ",".join(models)]
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     if done.returncode:
-        sys.exit(f"{framework} at world {n} failed:\n{done.stderr}")
+        sys.exit(f"world {n} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def worker(framework, models, steps):
-    if framework == "torch":
-        from bench_models_torch import run_torch  # optional: only imported when torch is installed
-        result = run_torch(models, steps, WARMUP)
-    else:
-        from bench_models_mpigrad import run_mpigrad
-        result = run_mpigrad(models, steps, WARMUP)
-    if result is not None:
+def worker(models, steps, has_torch):
+    import bench_models_mpigrad as mine
+    from mpigrad.runtime import init
+    comm = init()
+    if has_torch:
+        import bench_models_torch as theirs  # optional: only imported when torch is installed
+        theirs.init_torch(comm.rank, comm.size)
+    result = {"mpigrad": {}, "torch": {}} if has_torch else {"mpigrad": {}}
+    for name in models:
+        steps_of = {"mpigrad": mine.make_step(name, comm)}
+        if has_torch:
+            steps_of["torch"] = theirs.make_step(name, comm.rank, comm.size)
+        times = {fw: [] for fw in steps_of}
+        for i in range(WARMUP + steps):
+            for fw, step in steps_of.items():
+                comm.Barrier()
+                start = time.perf_counter()
+                step()
+                if i >= WARMUP:
+                    times[fw].append(time.perf_counter() - start)
+        for fw, t in times.items():
+            result[fw][name] = 1e3 * statistics.median(t)
+    if comm.is_main:
         print(json.dumps(result))
 
 
@@ -84,8 +97,8 @@ def _has_torch():
 
 
 def report(table, models, has_torch, args):
-    print(f"training step (fwd + bwd + clip + Adam), medians over {args.steps} steps x {args.rounds} rounds (ms), "
-          "1 thread per rank")
+    print(f"training step (fwd + bwd + clip + Adam), medians of {args.steps} alternating steps x {args.rounds} "
+          "round(s) (ms), 1 thread per rank")
     print(f"{'model':<13}{'mpigrad w1':>11}{'torch w1':>10}{'ratio':>7}{'mpigrad w2':>12}{'DDP w2':>9}{'ratio':>7}")
     for m in models:
         line = f"{m:<13}"

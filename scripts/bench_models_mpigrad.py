@@ -1,7 +1,6 @@
 """The mpigrad side of scripts/bench_models.py: each reference model's training step under DataParallel."""
 
 import contextlib
-import time
 
 import numpy as np
 
@@ -10,7 +9,7 @@ from mpigrad.config import load_config
 from mpigrad.data import load_data
 from mpigrad.models import build_model
 from mpigrad.optim import Adam
-from mpigrad.runtime import DataParallel, init
+from mpigrad.runtime import DataParallel
 
 VOCAB, SEQ = 103, 64
 
@@ -65,28 +64,21 @@ def spec(name, world):
     raise ValueError(f"unknown model {name!r}")
 
 
-def run_mpigrad(models, steps, warmup):
-    comm = init()
-    result = {}
-    for name in models:
-        model, global_batch, micro_batch, hyper, batch = spec(name, comm.size)
-        dp = DataParallel(model, comm)
-        opt = Adam(dp.parameters(), **hyper)
-        local = global_batch // comm.size
-        micro = max(1, local // micro_batch)
-        rng = np.random.default_rng(1 + comm.rank)
-        times = []
-        for step in range(warmup + steps):
-            parts = [batch(rng, local // micro) for _ in range(micro)]
-            comm.Barrier()
-            start = time.perf_counter()
-            opt.zero_grad()
-            for i, (x, y) in enumerate(parts):
-                with dp.no_sync() if i < micro - 1 else contextlib.nullcontext():
-                    (model.loss(dp(x), y) * (1.0 / micro)).backward()
-            opt.clip_grad_norm(1.0)
-            opt.step()
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-        result[name] = 1e3 * float(np.median(times))
-    return result if comm.is_main else None
+def make_step(name, comm):
+    """A function running one training step of model `name` on this rank's share of a fresh batch."""
+    model, global_batch, micro_batch, hyper, batch = spec(name, comm.size)
+    dp = DataParallel(model, comm)
+    opt = Adam(dp.parameters(), **hyper)
+    local = global_batch // comm.size
+    micro = max(1, local // micro_batch)
+    rng = np.random.default_rng(1 + comm.rank)
+    parts = [batch(rng, local // micro) for _ in range(micro)]
+
+    def step():
+        opt.zero_grad()
+        for i, (x, y) in enumerate(parts):
+            with dp.no_sync() if i < micro - 1 else contextlib.nullcontext():
+                (model.loss(dp(x), y) * (1.0 / micro)).backward()
+        opt.clip_grad_norm(1.0)
+        opt.step()
+    return step

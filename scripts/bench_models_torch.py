@@ -2,10 +2,7 @@
 rank, DDP over gloo with no_sync accumulation at world 2 (optional: needs torch)."""
 
 import contextlib
-import os
-import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -82,38 +79,31 @@ def spec(name, world):
     raise ValueError(f"unknown model {name!r}")
 
 
-def run_torch(models, steps, warmup):
+def init_torch(rank, size):
+    """One thread; a gloo process group at world sizes above 1 (MASTER_ADDR/PORT from the launcher)."""
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    rank, size = int(os.environ.get("PMI_RANK", 0)), int(os.environ.get("PMI_SIZE", 1))
     if size > 1:
         dist.init_process_group("gloo", rank=rank, world_size=size)
-    result = {}
-    for name in models:
-        torch.manual_seed(0)
-        model, global_batch, micro_batch, hyper, batch = spec(name, size)
-        wrapped = nn.parallel.DistributedDataParallel(model) if size > 1 else model
-        opt = torch.optim.Adam(model.parameters(), **hyper)
-        local = global_batch // size
-        micro = max(1, local // micro_batch)
-        g = torch.Generator().manual_seed(1 + rank)
-        times = []
-        for step in range(warmup + steps):
-            parts = [batch(g, local // micro) for _ in range(micro)]
-            if size > 1:
-                dist.barrier()
-            start = time.perf_counter()
-            opt.zero_grad()
-            for i, (x, y) in enumerate(parts):
-                quiet = wrapped.no_sync() if size > 1 and i < micro - 1 else contextlib.nullcontext()
-                with quiet:
-                    out = wrapped(x)
-                    (F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)) / micro).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-        result[name] = 1e3 * float(np.median(times))
-    if size > 1:
-        dist.destroy_process_group()
-    return result if rank == 0 else None
+
+
+def make_step(name, rank, size):
+    """A function running one training step of model `name` (DDP with no_sync accumulation above world 1)."""
+    torch.manual_seed(0)
+    model, global_batch, micro_batch, hyper, batch = spec(name, size)
+    wrapped = nn.parallel.DistributedDataParallel(model) if size > 1 else model
+    opt = torch.optim.Adam(model.parameters(), **hyper)
+    local = global_batch // size
+    micro = max(1, local // micro_batch)
+    g = torch.Generator().manual_seed(1 + rank)
+    parts = [batch(g, local // micro) for _ in range(micro)]
+
+    def step():
+        opt.zero_grad()
+        for i, (x, y) in enumerate(parts):
+            with wrapped.no_sync() if size > 1 and i < micro - 1 else contextlib.nullcontext():
+                out = wrapped(x)
+                (F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)) / micro).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return step

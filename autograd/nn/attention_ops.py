@@ -9,17 +9,18 @@ import math
 import numpy as np
 
 from ..engine import as_variable, make_result
+from ..rowwise import softmax_rows
 
 
 def _forward(q, k, v, causal):
     """(y, p, q scaled) for arrays (..., time, d); p is softmax'd in place, no other (time, time) temporary."""
     qs = q * q.dtype.type(1.0 / math.sqrt(q.shape[-1]))  # scaling q is 1/time the work of scaling the scores
     p = qs @ np.swapaxes(k, -1, -2)
+    time = q.shape[-2]
     if causal:
-        p += causal_mask(q.shape[-2], p.dtype)
-    p -= p.max(axis=-1, keepdims=True)  # keeps exp() finite
-    np.exp(p, out=p)
-    p *= 1 / np.add.reduce(p, axis=-1, keepdims=True)
+        softmax_rows(p, True, causal_mask(time, p.dtype), causal_keep(time, p.dtype))
+    else:
+        softmax_rows(p, True)
     return p @ v, p, qs
 
 
@@ -70,4 +71,14 @@ def causal_mask(time, dtype):
         mask = np.triu(np.full((time, time), np.finfo(dtype).min / 2, dtype=dtype), k=1)
         mask.flags.writeable = False
         _MASKS[key] = mask
+    return _MASKS[key]
+
+
+def causal_keep(time, dtype):
+    """(time, time) array of dtype: 1 on and below the diagonal, 0 above."""
+    key = ("keep", time, np.dtype(dtype))
+    if key not in _MASKS:
+        keep = np.tril(np.ones((time, time), dtype))
+        keep.flags.writeable = False
+        _MASKS[key] = keep
     return _MASKS[key]

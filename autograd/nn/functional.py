@@ -4,6 +4,7 @@ than composing core ops). Each matches its composed reference (tests/autograd/nn
 import numpy as np
 
 from ..engine import as_variable, make_result
+from ..rowwise import column_sums, row_sums
 from .attention_ops import causal_mask, multi_head_attention, scaled_dot_product_attention  # noqa: F401
 
 
@@ -24,7 +25,7 @@ def linear(x, weight, bias=None):
         g2 = g.reshape(-1, out_features)
         gx = (g2 @ weight.data).reshape(*lead, in_features) if x.requires_grad else None
         gw = g2.T @ x2 if weight.requires_grad else None
-        gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
+        gb = column_sums(g2) if bias is not None and bias.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, gb)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return make_result(out.reshape(*lead, out_features), parents, backward, "linear")
@@ -42,7 +43,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
     width = x.shape[-1]
     # shifted by each row's first value, so a constant row centres to exact zeros whatever its size
     h = x.data - x.data[..., :1]
-    h -= np.add.reduce(h, axis=-1, keepdims=True) * (1.0 / width)
+    h -= row_sums(h) * (1.0 / width)
     rstd = np.vecdot(h, h)[..., None]  # sum of squares in one pass, no squared temporary
     rstd *= 1.0 / width
     rstd += eps
@@ -55,13 +56,13 @@ def layer_norm(x, weight, bias, eps=1e-5):
     def backward(g):
         d = g * weight.data
         d_h = np.vecdot(d, h)[..., None]
-        d_mean = np.add.reduce(d, axis=-1, keepdims=True)
+        d_mean = row_sums(d)
         d -= d_mean * (1.0 / width)
         d_h *= 1.0 / width
         d -= h * d_h
         d *= rstd
         g2 = g.reshape(-1, width)
-        return d, np.add.reduce(g2 * h.reshape(-1, width), axis=0), np.add.reduce(g2, axis=0)
+        return d, column_sums(g2 * h.reshape(-1, width)), column_sums(g2)
     return make_result(out, (x, weight, bias), backward, "layer_norm")
 
 
@@ -72,10 +73,12 @@ def embedding(weight, ids):
 
     def backward(g):
         flat, g2 = ids.reshape(-1), g.reshape(-1, dim)
+        grad = np.zeros((num, dim), g.dtype)
+        if not flat.size:
+            return (grad,)
         order = np.argsort(flat, kind="stable")  # equal ids side by side, each run summed in one reduceat
         sorted_ids = flat[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        grad = np.zeros((num, dim), g.dtype)
         grad[sorted_ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         return (grad,)
     return make_result(out, (weight,), backward, "embedding")

@@ -96,6 +96,15 @@ def test_reductions_on_random_shapes_and_axes(shape, data, op, keepdims):
     assert gradcheck(lambda x: getattr(x, op)(axis=axis, keepdims=keepdims), [x])
 
 
+@pytest.mark.parametrize("axis", [None, -1, (0, 2)])
+def test_var_of_constant_float32_values_is_exactly_zero(axis):
+    x = Variable(np.full((3, 4, 64), 12345.6, np.float32), requires_grad=True)
+    v = x.var(axis=axis)
+    assert v.dtype == np.float32 and (v.data == 0).all()
+    v.sum().backward()
+    assert (x.grad == 0).all()
+
+
 def test_max_ties_share_the_gradient():
     x = Variable(np.array([1.0, 3.0, 3.0]), requires_grad=True)
     x.max().backward()

@@ -138,6 +138,9 @@ def test_embedding_gradient_sums_repeated_ids_and_leaves_unused_rows_zero():
     for row in range(6):
         np.testing.assert_allclose(grad[row], g[IDS == row].sum(axis=0), rtol=1e-12)
     assert (grad[np.setdiff1d(np.arange(6), IDS)] == 0).all()
+    out = NF.embedding(w, np.zeros((2, 0), np.int64))
+    out.sum().backward()
+    assert out.shape == (2, 0, 4) and (w.grad == grad).all()  # no ids: nothing added
 
 
 def test_causal_attention_ignores_the_future():
@@ -157,3 +160,27 @@ def test_cross_entropy_retain_graph_gives_the_same_gradient_twice():
     first = x.grad.copy()
     loss.backward()
     np.testing.assert_allclose(x.grad, 2 * first)
+
+
+@pytest.mark.parametrize("dtype,offset", [(np.float64, 800.0), (np.float32, 100.0)])
+def test_softmax_without_and_with_the_max_shift_agree(dtype, offset):
+    x = np.random.default_rng(4).standard_normal((4, 7)).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ag.softmax(x).data, ag.softmax(x + dtype(offset)).data, rtol=rtol)  # safe vs shifted
+    t = np.array([0, 3, 6, 2])
+    np.testing.assert_allclose(ag.cross_entropy(x, t).data, ag.cross_entropy(x + dtype(offset), t).data, rtol=rtol)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_with_scores_too_large_for_the_unshifted_exp(causal):
+    q, k, v = inputs([(2, 2, 5, 3)] * 3, np.float64)
+    q.data *= 300  # scores of several hundreds: e^x would overflow float32, so the shifted path runs
+    out_f, grads_f = values_and_grads(lambda q, k, v: NF.scaled_dot_product_attention(q, k, v, causal), [q, k, v])
+    out_c, grads_c = values_and_grads(composed_attention(causal), [q, k, v])
+    np.testing.assert_allclose(out_f, out_c, rtol=1e-10, atol=1e-12)
+    for gf, gc in zip(grads_f, grads_c):
+        np.testing.assert_allclose(gf, gc, rtol=1e-9, atol=1e-9)
+    q32, k32, v32 = (Variable(a.data.astype(np.float32)) for a in (q, k, v))
+    out32 = NF.scaled_dot_product_attention(q32, k32, v32, causal).data
+    assert out32.dtype == np.float32 and np.isfinite(out32).all()
+    np.testing.assert_allclose(out32, out_c, rtol=1e-3, atol=1e-3)
