@@ -48,7 +48,7 @@ KEYS = {
     "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches "
                                            "(otherwise any world size up to the micro-batches)"),
     "zero": Key(False, bool, "ZeRO-1: each rank keeps the Adam state of 1/world of the parameters (the same "
-                "results as replicated; not with deterministic)"),
+                "bits as replicated, in both modes)"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
@@ -73,13 +73,13 @@ KEYS = {
 # Keys that shape the trajectory: a resumed run must use the checkpoint's values.
 TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_batch", "micro_batch",
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
-                   "deterministic", "zero", "nonfinite", "dtype", "context", "d_model", "num_heads",
+                   "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
                    "num_layers", "hidden", "activation")
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
 RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
-               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars")
+               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars", "zero")
 
 
 def resume_request(directory, overrides):
@@ -202,9 +202,6 @@ def _check_combination(cfg, world_size):
     if micro_batches < world_size:
         raise ConfigError(f"global_batch/micro_batch = {micro_batches} micro-batches cannot give each of "
                           f"{world_size} ranks at least one; use at most {micro_batches} ranks")
-    if cfg["zero"] and cfg["deterministic"]:
-        raise ConfigError("zero = true cannot be combined with deterministic = true (deterministic mode fixes its "
-                          "own reduction order); use one of them")
     if cfg["min_lr"] > cfg["lr"]:
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
     if cfg["model"] == "transformer" and cfg["d_model"] % cfg["num_heads"]:

@@ -101,7 +101,7 @@ def resume_state(job, path):
     """(step, skipped steps) to start from: (0, 0) for a new run, else those of checkpoint `path`."""
     if path is None:
         return 0, 0
-    # the config first, so a checkpoint of the other optimizer mode (zero) is refused naming the key
+    # the config first: a checkpoint of another trajectory is refused naming the key, not by a shape error
     extra = load_checkpoint(path, job.model, None)
     problem = trajectory_mismatch(job.cfg, extra["config"])
     if problem:

@@ -11,6 +11,7 @@ import time
 import traceback
 
 _comm = None  # the process's Comm once init() ran
+_blas_threads = None  # the BLAS thread count set_blas_threads() set last
 
 
 def init(blas_threads=None, timeout=None):
@@ -193,6 +194,13 @@ def default_blas_threads(comm):
 
 
 def set_blas_threads(count):
-    """numpy has already loaded BLAS, so environment variables are too late: threadpoolctl resizes it."""
+    """numpy has already loaded BLAS, so environment variables are too late: threadpoolctl resizes it.
+
+    The count set here last is remembered and setting it again is free: threadpoolctl takes
+    about 1 ms a call, and deterministic mode re-asserts one thread after every micro-batch."""
+    global _blas_threads
+    if _blas_threads == int(count):
+        return
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=int(count), user_api="blas")
+    _blas_threads = int(count)

@@ -26,6 +26,7 @@ GLOBAL_BATCH = 256
 KINDS = ("modes", "modes-threaded", "compute", "allreduce", "torch")
 MODES = ("mpigrad", "zero", "accumulate", "deterministic")
 CORES = len(os.sched_getaffinity(0))
+CPU_TIME = False  # set in workers by --cpu-time
 
 
 def main():
@@ -33,6 +34,10 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--bucket-mb", type=float, default=None)
     parser.add_argument("--job-steps", type=int, default=40, help="steps of the default job per run (0: skip it)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the REF-MLP modes by each rank's CPU time (a loaded, shared machine: the time "
+                             "other processes take is left out; waits spin, so they still count); skips the "
+                             "threaded, torch and default-job rows, which need wall-clock time")
     parser.add_argument("--worker", choices=KINDS)
     args = parser.parse_args()
     if args.worker:
@@ -40,9 +45,11 @@ def main():
     results = {}
     for kind in ("modes", "compute", "allreduce", "torch"):
         for n in (1, 2):
-            if kind == "torch" and not _has_torch():
+            if kind == "torch" and (args.cpu_time or not _has_torch()):
                 continue
             results[kind, n] = launch(kind, n, args)
+    if args.cpu_time:
+        return report_cpu(results)
     results["threads", 1] = launch("modes-threaded", 1, args, threads=CORES)
     if args.job_steps:
         for n, threads in ((1, 1), (1, CORES), (2, 1)):
@@ -80,6 +87,8 @@ def run_job(n, threads, steps):
 
 def launch(kind, n, args, threads=1):
     command = mpiexec_command(n) + [sys.executable, __file__, "--worker", kind, "--steps", str(args.steps)]
+    if args.cpu_time:
+        command.append("--cpu-time")
     if args.bucket_mb is not None:
         command += ["--bucket-mb", str(args.bucket_mb)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=blas_env(threads))
@@ -90,6 +99,8 @@ def launch(kind, n, args, threads=1):
 
 def worker(args):
     import numpy as np
+    global CPU_TIME
+    CPU_TIME = args.cpu_time
     if args.worker == "torch":
         from torch_ddp_worker import run_torch  # optional: only imported when torch is installed
         result = run_torch(SIZES, GLOBAL_BATCH, args.steps)
@@ -144,16 +155,17 @@ def run_mpigrad(steps, bucket_mb, modes):
     from mpigrad.runtime import init
 
     comm = init()
+    clock = time.process_time if CPU_TIME else time.perf_counter
     trainers = {mode: make_trainer(comm, mode, bucket_mb) for mode in modes}
     times = {mode: [] for mode in modes}
     waits = {mode: [] for mode in modes}
     for round_ in range(5 + steps):
         for mode, (dp, _, step) in trainers.items():
             comm.Barrier()
-            start = time.perf_counter()
+            start = clock()
             step()
             if round_ >= 5:
-                times[mode].append(time.perf_counter() - start)
+                times[mode].append(clock() - start)
                 waits[mode].append(dp.comm_time)
     if not comm.is_main:
         return None
@@ -185,14 +197,15 @@ def run_compute(steps):
     x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], local)
     times = []
+    clock = time.process_time if CPU_TIME else time.perf_counter
     for step in range(5 + steps):
         comm.Barrier()
-        start = time.perf_counter()
+        start = clock()
         for p in model.parameters():
             p.grad = None
         cross_entropy(model(x), y).backward()
         if step >= 5:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     if comm.is_main:
         return {"step_ms": [t * 1e3 for t in times]}
 
@@ -268,6 +281,20 @@ def report(r):
               f"1 rank {CORES} threads {jall:.2f}, 2 ranks {j2:.2f}")
         print(f"default job speedup of 2 ranks: {jall / j2:.2f}x against 1 rank with all cores, {j1 / j2:.2f}x "
               "against one thread")
+
+
+def report_cpu(r):
+    m1, m2 = r["modes", 1], r["modes", 2]
+    print(f"REF-MLP {SIZES}, global batch {GLOBAL_BATCH}, medians of each step's CPU time on rank 0 (ms); the "
+          "modes of one world size ran interleaved in one job")
+    print(f"{'':32}{'world 1':>10}{'world 2':>10}")
+    for mode, label in (("mpigrad", "mpigrad step"), ("zero", "mpigrad ZeRO-1 step"),
+                        ("accumulate", "default, 8 x 32 no_sync"), ("deterministic", "deterministic (8 x 32)")):
+        print(f"{label:32}{m1[mode + '_ms']:10.2f}{m2[mode + '_ms']:10.2f}")
+    print(f"{'fwd + bwd alone, no DP':32}{r['compute', 1]['step_ms']:10.2f}{r['compute', 2]['step_ms']:10.2f}")
+    print(f"deterministic / accumulated at world 2: {m2['deterministic_ms'] / m2['accumulate_ms']:.2f} (goal <= 1.15); "
+          f"at world 1: {m1['deterministic_ms'] / m1['accumulate_ms']:.2f}")
+    print(f"ZeRO-1 / replicated at world 2: {m2['zero_ms'] / m2['mpigrad_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ A step is what `mpigrad train` does: zero the grads, forward + backward over thi
 micro-batches (no_sync on all but the last), global-norm clip at 1.0, Adam. Each world size is
 one `mpiexec -n N` job whose ranks hold both frameworks: mpigrad under DataParallel and PyTorch
 with one thread, plain at world 1 and DistributedDataParallel over gloo (no_sync accumulation)
-at world 2. Steps alternate (mpigrad, torch, mpigrad, ...) after a barrier each, so the shared
-machine's load falls on both alike; 5 warm-up steps each, then --steps timed, medians on rank 0
+at world 2. Steps alternate in pairs (mpigrad twice, torch twice, ...; only the second of each
+pair is timed, after a barrier, since one framework's freed memory and caches slow the other's
+next step), so the shared machine's load falls on both alike; 5 warm-up steps each, then --steps timed, medians on rank 0
 (and over --rounds jobs). One BLAS thread per rank. torch columns need `pip install -e '.[bench]'`;
 the models and step functions are in bench_models_mpigrad.py and bench_models_torch.py.
 
@@ -77,6 +78,7 @@ def worker(models, steps, has_torch):
         times = {fw: [] for fw in steps_of}
         for i in range(WARMUP + steps):
             for fw, step in steps_of.items():
+                step()  # untimed: the timed step must not pay for the other framework's caches and freed memory
                 comm.Barrier()
                 start = time.perf_counter()
                 step()

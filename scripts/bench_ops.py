@@ -5,7 +5,8 @@
 Shapes are the default job's micro-batch (batch 8, context 64, d_model 64, 4 heads, MLP width 256,
 vocabulary 103) and the GRU model's step (batch 32, input 64, hidden 128); float32. Each row
 times one op applied to fresh inputs and one backward with a fixed output gradient, mpigrad and
-torch interleaved, medians. The last row is the engine's own cost: a chain of 100 tiny ops
+torch interleaved (each timed call right after an untimed one of the same side: one framework's
+freed memory and caches slow the other's next call), medians. The last row is the engine's own cost: a chain of 100 tiny ops
 (shape (4,)), microseconds per graph node. torch rows need `pip install -e '.[bench]'`.
 """
 
@@ -130,7 +131,7 @@ def main():
         if name in theirs:
             t_inputs, t_fn = theirs[name]
             variants["torch"] = lambda: torch_run(torch, t_inputs, t_fn, grad)
-        med = interleaved_medians(variants, args.reps, warmup=3)
+        med = interleaved_medians(variants, args.reps, warmup=3, settle=1)
         if name.startswith("chain"):
             nodes = CHAIN + 1  # CHAIN ops and the leaf
             print(f"{'engine cost per node (us)':<28}{1e3 * med['mpigrad'] / nodes:10.2f}", end="")
