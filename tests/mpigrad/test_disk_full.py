@@ -45,22 +45,23 @@ def check_stopped_cleanly(err, out, cause):
     assert not (out / "final.npz").exists()
 
 
-def check_resumes_bitwise(tmp_path, out):
-    code, _, err, _ = train(2, tmp_path / "straight")
+def check_resumes_bitwise(tmp_path, out, *mode):
+    code, _, err, _ = train(2, tmp_path / "straight", *mode)
     assert code == 0, err
-    code, _, err, _ = train(2, out, "resume=true")
+    code, _, err, _ = train(2, out, "resume=true", *mode)
     assert code == 0, err
     straight, resumed = final(tmp_path / "straight"), final(out)
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
 
 
-def test_file_size_limit_during_a_checkpoint_write_stops_every_rank(tmp_path):
+@pytest.mark.parametrize("mode", [[], ["deterministic=false", "zero=true"]], ids=["deterministic", "zero"])
+def test_file_size_limit_during_a_checkpoint_write_stops_every_rank(tmp_path, mode):
     script, out = tmp_path / "limited.py", tmp_path / "run"
     script.write_text(SCRIPT)
-    code, _, err, seconds = run_mpi(2, [str(script), str(out), *TINY], timeout=120)
+    code, _, err, seconds = run_mpi(2, [str(script), str(out), *TINY, *mode], timeout=120)
     assert code == 1 and seconds < 60, err
     check_stopped_cleanly(err, out, "File too large")
-    check_resumes_bitwise(tmp_path, out)
+    check_resumes_bitwise(tmp_path, out, *mode)
 
 
 @contextlib.contextmanager
