@@ -30,6 +30,9 @@ def build_parser():
                                description="Overlay the loss curves of one or more `mpigrad train --out` directories.")
     plot.add_argument("dirs", nargs="+", metavar="DIR", help="run directories holding metrics.jsonl")
     plot.add_argument("--out", metavar="PNG", default="loss.png", help="image to write (default: %(default)s)")
+    plot.add_argument("--timings", action="store_true",
+                      help="draw each run's step time split into forward, backward, communication wait and "
+                           "clip + optimizer instead of the loss")
     plot.set_defaults(run=_plot)
     add_tool_commands(commands)
     return parser
@@ -47,9 +50,9 @@ def _train(args):
 
 
 def _plot(args):
-    from .plot import plot_runs
+    from .plot import plot_runs, plot_timings
     try:
-        plot_runs(args.dirs, args.out)
+        (plot_timings if args.timings else plot_runs)(args.dirs, args.out)
     except ConfigError as e:
         print(f"mpigrad plot: error: {e}", file=sys.stderr)
         return 2

@@ -47,6 +47,8 @@ KEYS = {
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
     "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches "
                                            "(otherwise any world size up to the micro-batches)"),
+    "zero": Key(False, bool, "ZeRO-1: each rank keeps the Adam state of 1/world of the parameters (the same "
+                "bits as replicated, in both modes)"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
@@ -77,7 +79,7 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
 RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
-               "check_replicas_every", "digest_every", "log_every", "sample_chars", "step_timeout")
+               "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars", "zero")
 
 
 def resume_request(directory, overrides):

@@ -50,8 +50,8 @@ def check_worlds(config, overrides, worlds):
 
 def train_at(world, launcher, config, overrides, out):
     """Run the job at one world size; (exit code, log path, seconds)."""
-    command = shlex.split(launcher.format(n=world)) + [sys.executable, "-m", "mpigrad", "train", "--quiet",
-                                                       "--out", str(out), "--overwrite"]  # its own world-N directories
+    command = [*shlex.split(launcher.format(n=world)), sys.executable, "-m", "mpigrad", "train", "--quiet",
+               "--overwrite", "--out", str(out)]  # its own world-N directories
     if config:
         command += ["--config", config]
     command += [a for item in [*overrides, *FORCED] for a in ("--set", item)]

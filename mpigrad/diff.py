@@ -28,8 +28,8 @@ def compare_runs(dir_a, dir_b):
               "last_step": {"a": max(rows_a, default=None), "b": max(rows_b, default=None)},
               "parameters": {"a": source_a, "b": source_b, **parameter_differences(params_a, params_b)}}
     p = report["parameters"]
-    report["equal"] = not (any(d["trajectory"] for d in config) or report["first_step"] or p["differ"] or p["only_in_a"] or p["only_in_b"]
-                           or report["last_step"]["a"] != report["last_step"]["b"])
+    report["equal"] = not (any(d["trajectory"] for d in config) or report["first_step"] or p["differ"]
+                           or p["only_in_a"] or p["only_in_b"] or report["last_step"]["a"] != report["last_step"]["b"])
     return report
 
 
@@ -86,8 +86,8 @@ def format_report(r):
     if r["last_step"]["a"] != r["last_step"]["b"]:
         lines.append(f"  last logged step {r['last_step']['a']} vs {r['last_step']['b']}")
     p = r["parameters"]
-    lines.append(f"parameters ({p['a']} vs {p['b']}): " +
-                 (f"{len(p['differ'])} of {p['compared']} differ" if p["differ"] else f"all {p['compared']} bitwise equal"))
+    verdict = f"{len(p['differ'])} of {p['compared']} differ" if p["differ"] else f"all {p['compared']} bitwise equal"
+    lines.append(f"parameters ({p['a']} vs {p['b']}): {verdict}")
     for d in p["differ"]:
         lines.append(f"  {d['name']}: {d['problem']}" if "problem" in d else
                      f"  {d['name']}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}, "

@@ -101,12 +101,14 @@ def resume_state(job, path):
     """(step, skipped steps) to start from: (0, 0) for a new run, else those of checkpoint `path`."""
     if path is None:
         return 0, 0
-    extra = load_checkpoint(path, job.model, job.optimizer)
+    # the config first: a checkpoint of another trajectory is refused naming the key, not by a shape error
+    extra = load_checkpoint(path, job.model, None)
     problem = trajectory_mismatch(job.cfg, extra["config"])
     if problem:
         raise ConfigError(f"cannot resume from {path}: {problem}")
     if extra["step"] > job.cfg.steps:
         raise ConfigError(f"cannot resume from {path}: it is at step {extra['step']}, past steps={job.cfg.steps}")
+    load_checkpoint(path, job.model, job.optimizer)
     job.schedule.load_state_dict(extra["schedule"])
     return extra["step"], extra["skipped"]
 

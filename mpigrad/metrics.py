@@ -1,8 +1,10 @@
 """Metrics rows (DIR/metrics.jsonl) and the progress display; both only on rank 0."""
 
+import collections
 import json
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -27,8 +29,9 @@ class MetricsLog:
             if dropped:
                 print(f"mpigrad train: {path}: dropped a partial last line ({dropped} bytes) left by an "
                       "interrupted write", file=sys.stderr, flush=True)
-        kept = "".join(json.dumps(row) + "\n" for row in rows if row.get("step", 0) <= resume_step)
-        _replace(path, kept)
+        kept = [row for row in rows if row.get("step", 0) <= resume_step]
+        self.elapsed_before = next((row["elapsed"] for row in reversed(kept) if row.get("elapsed") is not None), 0.0)
+        _replace(path, "".join(json.dumps(row) + "\n" for row in kept))
 
     def write(self, row):
         with open(self.path, "a") as f:
@@ -81,14 +84,49 @@ def format_duration(seconds):
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
-class Progress:
-    """A tqdm bar when stdout is a terminal, plain lines every log_every steps otherwise, or nothing."""
+class StepTimes:
+    """Wall-clock bookkeeping: seconds per step over the last `window` steps (rates, ETA), the run's
+    elapsed time (continued across resumes), and the end-of-run summary."""
 
-    def __init__(self, total, start, enabled, unit="samples", unit_scale=1):
+    def __init__(self, window=20, start_step=0, elapsed_before=0.0, clock=time.perf_counter):
+        self.clock, self.elapsed_before = clock, elapsed_before
+        self.started = clock()
+        self.recent = collections.deque([(start_step, self.started)], maxlen=window + 1)
+        self.step_times, self.comm_times = [], []
+
+    def record(self, step, row):
+        self.recent.append((step, self.clock()))
+        self.step_times.append(row["step_time"])
+        self.comm_times.append(row["comm_time"])
+
+    def elapsed(self):
+        """Seconds of training so far, earlier sessions of a resumed run included."""
+        return self.elapsed_before + self.clock() - self.started
+
+    def seconds_per_step(self):
+        """Wall time per step over the window (evaluation and checkpoints included, as in an ETA)."""
+        (first, t0), (last, t1) = self.recent[0], self.recent[-1]
+        return (t1 - t0) / max(last - first, 1)
+
+    def summary(self, samples_per_step, unit="samples", unit_scale=1):
+        steps, seconds = len(self.step_times), self.clock() - self.started
+        rate = steps * samples_per_step * unit_scale / max(seconds, 1e-9)
+        wait = 100 * sum(self.comm_times) / max(sum(self.step_times), 1e-12)
+        return (f"mpigrad: {steps} steps in {format_duration(seconds)}: median step "
+                f"{statistics.median(self.step_times) * 1e3:.1f} ms, {rate:,.0f} {unit}/s overall, "
+                f"communication wait {wait:.1f} % of step time")
+
+
+class Progress:
+    """A tqdm bar when rank 0's stdout is a terminal (so not under mpiexec, whose ranks write into
+    pipes), plain lines every log_every steps otherwise, or nothing. Rates and ETA come from
+    `times`' window of recent steps."""
+
+    def __init__(self, total, start, enabled, unit="samples", unit_scale=1, times=None, samples_per_step=1):
         self.total, self.start, self.unit, self.unit_scale = total, start, unit, unit_scale
-        self.enabled = enabled
+        self.enabled, self.samples_per_step = enabled, samples_per_step
+        self.times = times if times is not None else StepTimes(start_step=start)
         self.bar = None
-        self.t0 = time.perf_counter()
         if enabled and sys.stdout.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
@@ -97,7 +135,8 @@ class Progress:
         """Advance to `step` (1-based count of finished steps) with that step's metrics row."""
         if not self.enabled:
             return
-        rate = row["samples_per_s"] * self.unit_scale
+        per_step = self.times.seconds_per_step()
+        rate = self.samples_per_step * self.unit_scale / max(per_step, 1e-9)
         if self.bar is not None:
             postfix = {"loss": f"{row['loss']:.4f}", f"{self.unit}/s": f"{rate:,.0f}"}
             if "val_loss" in row:
@@ -105,8 +144,7 @@ class Progress:
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(step - self.bar.n)
         elif show_line:
-            done = step - self.start
-            eta = (time.perf_counter() - self.t0) / max(done, 1) * (self.total - step)
+            eta = per_step * (self.total - step)
             val = f" val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
             print(f"step {step}/{self.total} loss {row['loss']:.4f}{val} lr {row['lr']:.2e} "
                   f"{rate:,.0f} {self.unit}/s eta {format_duration(eta)}", flush=True)

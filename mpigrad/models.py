@@ -3,6 +3,7 @@
 import numpy as np
 
 from mpigrad.autograd import cross_entropy, nn, no_grad, softmax
+from mpigrad.runtime import progress
 
 
 class Block(nn.Module):
@@ -45,6 +46,7 @@ class CharTransformer(nn.Module):
         ids = list(prompt_ids)
         with no_grad():
             for _ in range(count):
+                progress("sampling")  # each character is progress for the step_timeout watchdog
                 window = np.array(ids[-self.context:], dtype=np.int32)[None, :]
                 logits = self(window).data[0, -1].astype(np.float64) / temperature
                 p = softmax(logits).data

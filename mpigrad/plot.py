@@ -19,14 +19,57 @@ def load_run(directory):
     return f"{name} (world {rows[-1].get('world_size', '?')})", rows
 
 
-def plot_runs(directories, out):
-    """Draw every run's loss (and accuracy, when logged) against step into one figure saved at `out`."""
+# metrics.jsonl fields of the disjoint phases of a step, as drawn by `mpigrad plot --timings`
+PHASES = {"forward": "forward_time", "backward": "backward_time", "communication wait": "comm_time",
+          "clip + optimizer": "optimizer_time"}
+
+
+def timing_series(rows):
+    """phase -> [(step, milliseconds)] for every row with per-phase timings; `rest of step` is
+    step_time minus the phases (loading the batch, zeroing gradients, gathering the loss)."""
+    timed = [r for r in rows if all(r.get(field) is not None for field in [*PHASES.values(), "step_time"])]
+    series = {name: [(r["step"], 1e3 * r[field]) for r in timed] for name, field in PHASES.items()}
+    series["rest of step"] = [(r["step"], 1e3 * (r["step_time"] - sum(r[f] for f in PHASES.values())))
+                              for r in timed]
+    return series
+
+
+def _pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("matplotlib is not installed; install it from the repository with: pip install -e '.[plot]'") from None
+    return plt
+
+
+def plot_timings(directories, out):
+    """One panel per run: the milliseconds of each phase of the logged steps, stacked."""
+    plt = _pyplot()
+    runs = [load_run(d) for d in directories]
+    fig, axes = plt.subplots(1, len(runs), figsize=(9 * len(runs), 4.2), squeeze=False)
+    for ax, (label, rows) in zip(axes[0], runs):
+        series = timing_series(rows)
+        if not series["forward"]:
+            plt.close(fig)
+            raise ConfigError(f"{label}: no per-phase timings in its metrics.jsonl (a run from an older mpigrad?)")
+        steps = [s for s, _ in series["forward"]]
+        ax.stackplot(steps, *[[ms for _, ms in points] for points in series.values()], labels=list(series))
+        ax.set_title(label)
+        ax.set_xlabel("step")
+        ax.set_ylabel("ms per step")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_runs(directories, out):
+    """Draw every run's loss (and accuracy, when logged) against step into one figure saved at `out`."""
+    plt = _pyplot()
     runs = [load_run(d) for d in directories]
     accuracy = any(r.get("accuracy") is not None for _, rows in runs for r in rows)  # classifiers log it
     fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(12 if accuracy else 7, 4.2), squeeze=False)

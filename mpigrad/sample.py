@@ -14,7 +14,8 @@ def sample_text(run, prompt=None, chars=200, seed=None):
     from .data import load_data
     model, cfg, _ = load_run_from(run)
     if cfg.model != "transformer":
-        raise ConfigError(f"{run} trained model '{cfg.model}'; sample needs the language model (model = \"transformer\")")
+        raise ConfigError(f"{run} trained model '{cfg.model}'; sample needs the language model "
+                          "(model = \"transformer\")")
     data = load_data(cfg)  # the vocabulary: the sorted characters of the training text
     if prompt is None:
         ids = data.val.ids[:cfg.context // 2] if data.val.num_samples else data.train.ids[:8]

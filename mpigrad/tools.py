@@ -13,7 +13,8 @@ def add_tool_commands(commands):
 
     check = commands.add_parser("check-determinism", help="train deterministically at several world sizes and "
                                 "compare the bits", description="Run the job with deterministic = true at each world "
-                                "size and compare every run with the first one bit for bit (exit 0 only when all equal).")
+                                "size and compare every run with the first one bit for bit (exit 0 only when all "
+                                "equal).")
     check.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (defaults otherwise)")
     check.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                        help="override one config key (repeatable)")

@@ -11,14 +11,15 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
-from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, init, progress, state_digest
+from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
-from .metrics import MetricsLog, Progress
+from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
+from .stragglers import Stragglers
 
 
 def train_command(config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
@@ -62,7 +63,8 @@ class Job:
         init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
-        self.optimizer = Adam(self.dp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        hyper = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = ZeroOptimizer(self.dp, Adam, **hyper) if cfg.zero else Adam(self.dp.parameters(), **hyper)
         self.schedule = make_schedule(cfg, self.optimizer)
         self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
         resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
@@ -70,13 +72,16 @@ class Job:
         self.step, self.skipped = resume_state(self, resume_from)
         vote(comm, self.open_outputs if comm.is_main else lambda: None)
         tokens = cfg.context if cfg.model == "transformer" else 1
-        self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet,
-                                 unit="tokens" if tokens > 1 else "samples", unit_scale=tokens)
+        self.unit = ("tokens" if tokens > 1 else "samples", tokens)
+        self.times = StepTimes(start_step=self.step, elapsed_before=self.metrics.elapsed_before if comm.is_main else 0)
+        self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet, *self.unit, times=self.times,
+                                 samples_per_step=cfg.global_batch)
         if resume_from:
             self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
         self.micro_batches = micro_batches
         # this rank's micro-batches of the step: a contiguous run, one more on the first K mod P ranks
         self.my_micro_batches = np.array_split(np.arange(micro_batches), comm.size)[comm.rank].tolist()
+        self.stragglers = Stragglers()
 
     def prepare(self, config_path, overrides, out, resume_dir):
         """This rank's config, data, batch order and model: file reads only, no communication."""
@@ -98,6 +103,9 @@ class Job:
     def claim_out(self, overwrite):
         """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""
         if self.cfg.resume:
+            if overwrite:
+                raise ConfigError("--overwrite starts a new run in place of the old one; it cannot be combined "
+                                  "with resume")
             return newest_checkpoint(self.checkpoints)
         claim_out(self.out, overwrite)
         return None
@@ -131,6 +139,8 @@ class Job:
                 code = 128 + shutdown.signum
                 break
         self.checkpoints.save(self, self.step)
+        if self.times.step_times:
+            self.progress.write(self.times.summary(self.cfg.global_batch, *self.unit))
         self.progress.close()
         if code == 0:
             self.finish()
@@ -138,24 +148,17 @@ class Job:
 
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
-        cfg, start = self.cfg, time.perf_counter()
+        cfg, start, blocked = self.cfg, time.perf_counter(), self.comm.blocked_time
         progress("forward", self.step + 1)
         self.optimizer.zero_grad()
-        batch, mine = self.batches.batch(self.step), self.my_micro_batches
-        losses, correct = [], 0
-        for i in mine:
-            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
-            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
-                logits = self.dp(x)
-                loss = self.model.loss(logits, y)
-                losses.append(loss.item())
-                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
-                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
+        losses, correct, phases = self.accumulate(self.batches.batch(self.step))
+        progress("loss all-gather", self.step + 1)
         everyone = self.comm.allgather_obj((losses, correct))  # fsum: exact, so the same at every world size
         every_loss = [v for rank_losses, _ in everyone for v in rank_losses]
         loss = math.fsum(every_loss) / len(every_loss)
         progress("optimizer step", self.step + 1)
-        norm = self.optimizer.grad_norm()
+        optimizer_start = time.perf_counter()
+        norm = self.dp.grad_norm()  # summed from per-bucket partials taken during the all-reduce
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
             row["accuracy"] = sum(c for _, c in everyone) / cfg.global_batch
@@ -171,12 +174,34 @@ class Job:
                 self.optimizer.clip_grad_norm(cfg.clip_norm, total_norm=norm)
             self.optimizer.step()
         self.schedule.step()
+        phases["optimizer_time"] = time.perf_counter() - optimizer_start
         clipped = norm * clip_scale(norm, cfg.clip_norm) if cfg.clip_norm > 0 else norm
         step_time = time.perf_counter() - start
         row.update(grad_norm_clipped=clipped, skipped_steps=self.skipped, step_time=step_time,
-                   comm_time=self.dp.comm_time, samples_per_s=cfg.global_batch / step_time,
-                   world_size=self.comm.size)
+                   comm_time=self.dp.comm_time, **phases, samples_per_s=cfg.global_batch / step_time,
+                   world_size=self.comm.size, rank_step_time=step_time - (self.comm.blocked_time - blocked))
         return row
+
+    def accumulate(self, batch):
+        """Forward and backward over this rank's micro-batches of the global batch; the last one averages.
+
+        Returns (losses, correct predictions, {forward_time, backward_time}) with backward_time
+        excluding the wait for gradient communication at its end (comm_time).
+        """
+        cfg, mine = self.cfg, self.my_micro_batches
+        losses, correct, forward, backward = [], 0, 0.0, 0.0
+        for i in mine:
+            x, y = self.data.train.batch(batch[i * cfg.micro_batch:(i + 1) * cfg.micro_batch])
+            with self.dp.no_sync() if i != mine[-1] else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                logits = self.dp(x)
+                loss = self.model.loss(logits, y)
+                t1 = time.perf_counter()
+                loss.backward()  # DataParallel weights each micro-batch by its samples, in both modes
+                forward, backward = forward + t1 - t0, backward + time.perf_counter() - t1
+                losses.append(loss.item())
+                correct += count_correct(logits, y) if cfg.model == "mlp" else 0
+        return losses, correct, {"forward_time": forward, "backward_time": max(0.0, backward - self.dp.comm_time)}
 
     def after_step(self, row):
         cfg, step = self.cfg, self.step
@@ -192,9 +217,14 @@ class Job:
         logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
-            row["max_rss_mb"] = self.comm.allgather_obj(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            everyone = self.comm.allgather_obj((rss, row["rank_step_time"]))
+            row["max_rss_mb"], row["rank_step_time"] = [m for m, _ in everyone], [t for _, t in everyone]
+            for warning in self.stragglers.check(step, row["rank_step_time"]) if self.comm.is_main else ():
+                print(warning, file=sys.stderr, flush=True)
+        self.times.record(step, row)
         if self.comm.is_main and logged:
-            self.metrics.write(row)
+            self.metrics.write({**row, "time": time.time(), "elapsed": self.times.elapsed()})
         self.progress.update(step, row, logged)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
             self.checkpoints.save(self, step)
@@ -202,6 +232,7 @@ class Job:
     def finish(self):
         if not self.comm.is_main:
             return
+        progress("writing final.npz")
         np.savez(os.path.join(self.out, "final.npz"), **self.model.state_dict())
         if self.cfg.model == "transformer" and self.cfg.sample_chars:
             rng = np.random.default_rng([self.cfg.seed, self.step])

@@ -1,5 +1,7 @@
 """Adam (classical L2 weight decay) and AdamW (decoupled weight decay)."""
 
+import numpy as np
+
 from .kernels import adam_update
 from .optimizer import Optimizer, check_arg, check_nonneg, is_real
 
@@ -12,7 +14,7 @@ class Adam(Optimizer):
     learning rate is read on every step (schedulers take effect). See kernels.adam_update.
     """
 
-    slots = ("m", "v")
+    slots = ("m_sum", "v_sum")  # m / (1-beta1) and v / (1-beta2): see kernels.adam_update
     decoupled = False
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8):
@@ -34,9 +36,21 @@ class Adam(Optimizer):
         self.weight_decay, self.eps = float(weight_decay), float(eps)
 
     def _update(self, data, grad, state, step):
-        adam_update(data, grad, state["m"], state["v"], step=step, lr=self.learning_rate,
+        adam_update(data, grad, state["m_sum"], state["v_sum"], step=step, lr=self.learning_rate,
                     beta1=self.beta1, beta2=self.beta2, eps=self.eps,
                     weight_decay=self.weight_decay, decoupled=self.decoupled, scratch=self._scratch)
+
+
+    def load_state_dict(self, d):
+        """Also takes the state of files written before the undivided moments (slots m and v)."""
+        beta1, beta2 = d.get("hyperparams", {}).get("beta1", self.beta1), d.get("hyperparams", {}).get("beta2", self.beta2)
+        old = {k: e for k, e in d.get("state", {}).items() if isinstance(e, dict) and set(e) == {"m", "v"}}
+        if old:
+            state = dict(d["state"])
+            for k, e in old.items():
+                state[k] = {"m_sum": np.asarray(e["m"]) / (1.0 - beta1), "v_sum": np.asarray(e["v"]) / (1.0 - beta2)}
+            d = {**d, "state": state}
+        super().load_state_dict(d)
 
 
 class AdamW(Adam):

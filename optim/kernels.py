@@ -60,35 +60,34 @@ def _check(name, data, **others):
             raise ValueError(f"{name}: {key} has shape {arr.shape}, data has {data.shape}")
 
 
-def adam_update(data, grad, m, v, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
                 weight_decay=0.0, decoupled=False, scratch=None):
     """One Adam step in place: p <- p - lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 
-    m <- b1 m + (1-b1) g and v <- b2 v + (1-b2) g^2, with g <- g + wd p first (classical L2,
-    `grad` itself is not modified) or, when `decoupled` (AdamW), p <- p (1 - lr wd) first.
-    Computed as p - (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)), the same value up to
-    rounding with one pass fewer. `step` is t >= 1. All arrays 1-D of one dtype.
+    The state is kept undivided, m_sum = m/(1-b1) and v_sum = v/(1-b2), so the moments take two
+    passes fewer: m_sum <- b1 m_sum + g, v_sum <- b2 v_sum + g^2, with g <- g + wd p first
+    (classical L2; `grad` itself is not modified) or, when `decoupled` (AdamW), p <- p (1 - lr wd)
+    first. Then p <- p - s * m_sum / (sqrt(v_sum) + e) with s = lr (1-b1) / (bc1 sqrt((1-b2)/bc2))
+    and e = eps sqrt(bc2/(1-b2)), bc = 1 - b^t: the same value up to rounding. `step` is t >= 1.
     """
-    _check("adam_update", data, grad=grad, m=m, v=v)
+    _check("adam_update", data, grad=grad, m=m_sum, v=v_sum)
     if step < 1:
         raise ValueError(f"adam_update: step={step!r} must be >= 1")
     lr, beta1, beta2, wd = float(lr), float(beta1), float(beta2), float(weight_decay)
-    root_bc2 = math.sqrt(1.0 - beta2 ** step)
-    b1, b2, c1, c2, step_size, eps_hat, wd_s, decay = _scalars(
-        data.dtype, beta1, beta2, 1.0 - beta1, 1.0 - beta2,
-        lr * root_bc2 / (1.0 - beta1 ** step), float(eps) * root_bc2, wd, 1.0 - lr * wd)
+    root = math.sqrt((1.0 - beta2) / (1.0 - beta2 ** step))  # sqrt(vhat) = root * sqrt(v_sum)
+    b1, b2, step_size, eps_hat, wd_s, decay = _scalars(
+        data.dtype, beta1, beta2, lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root), float(eps) / root,
+        wd, 1.0 - lr * wd)
     tmp, g_wd = (scratch or Scratch()).get(data.dtype, 2)
-    # 12 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled), all in L2 but the first touches
+    # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled), all in L2 but the first touches
     for lo, hi in _chunks(data.size, len(tmp)):
-        p, g, mm, vv, t = data[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], tmp[:hi - lo]
+        p, g, mm, vv, t = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo]
         if wd and decoupled:
             _mul(p, decay, out=p)
         elif wd:
             g = _add(_mul(p, wd_s, out=g_wd[:hi - lo]), g, out=g_wd[:hi - lo])
-        _mul(mm, b1, out=mm)
-        _add(mm, _mul(g, c1, out=t), out=mm)
-        _mul(vv, b2, out=vv)
-        _add(vv, _mul(_mul(g, g, out=t), c2, out=t), out=vv)
+        _add(_mul(mm, b1, out=mm), g, out=mm)
+        _add(_mul(vv, b2, out=vv), _mul(g, g, out=t), out=vv)
         _add(_sqrt(vv, out=t), eps_hat, out=t)
         _sub(p, _mul(_div(mm, t, out=t), step_size, out=t), out=p)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mpigrad.optim.kernels import sum_of_squares
+
 DEFAULT_BUCKET_MB = 4.0
 
 
@@ -23,6 +25,7 @@ class Bucket:
     param_ids: frozenset
     pending: int = 0
     request: object = None
+    sum_sq: float = None  # float64 sum of squares of the reduced gradients, once they are in
 
 
 def make_buckets(groups, bucket_bytes):
@@ -63,7 +66,7 @@ class BucketReducer:
         self._weight = weight
         self._next = 0
         for b in self.buckets:
-            b.pending, b.request = len(b.param_ids), None
+            b.pending, b.request, b.sum_sq = len(b.param_ids), None, None
 
     def grad_ready(self, param):
         bucket = self._bucket_of[id(param)]
@@ -76,7 +79,7 @@ class BucketReducer:
         """MPICH moves a non-blocking collective forward only inside MPI calls: poke the ones in flight."""
         for b in self.buckets[:self._next]:
             if b.request is not None and b.request.Test():
-                b.request = None
+                self._done(b)
 
     def _launch(self, bucket):
         if self._weight != 1.0:
@@ -100,5 +103,17 @@ class BucketReducer:
         for b in self.buckets:
             if b.request is not None:
                 b.request.Wait()
-                b.request = None
+                self._done(b)
         self.comm_time = time.perf_counter() - start
+        self.comm.blocked_time += self.comm_time
+
+    def _done(self, bucket):
+        """The bucket's average is in: take its share of the global norm while it is hot in cache."""
+        bucket.request = None
+        bucket.sum_sq = sum_of_squares(bucket.grad)
+
+    def sum_of_squares(self):
+        """Sum over buckets, in launch order, of each one's float64 sum of squares (None before a pass ends)."""
+        if any(b.sum_sq is None for b in self.buckets):
+            return None
+        return sum(b.sum_sq for b in self.buckets)

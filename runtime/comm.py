@@ -4,11 +4,14 @@ Methods are named after the MPI calls they make; `_obj` methods move pickled Pyt
 the others move numpy buffers without copies.
 """
 
+import functools
 import os
 import sys
+import time
 import traceback
 
 _comm = None  # the process's Comm once init() ran
+_blas_threads = None  # the BLAS thread count set_blas_threads() set last
 
 
 def init(blas_threads=None, timeout=None):
@@ -68,6 +71,12 @@ class Comm:
         from mpi4py.util.dtlib import from_numpy_dtype
         self.mpi.Allgatherv(_in_place(), [array, counts, displs, from_numpy_dtype(array.dtype)])
 
+    def Alltoallv(self, send, send_counts, send_displs, recv, recv_counts, recv_displs):
+        """Rank r's send[send_displs[q]:+send_counts[q]] lands in rank q's recv[recv_displs[r]:+recv_counts[r]]."""
+        from mpi4py.util.dtlib import from_numpy_dtype
+        kind = from_numpy_dtype(send.dtype)
+        self.mpi.Alltoallv([send, send_counts, send_displs, kind], [recv, recv_counts, recv_displs, kind])
+
     def bcast_obj(self, obj, root=0):
         return self.mpi.bcast(obj, root=root)
 
@@ -79,6 +88,25 @@ class Comm:
 
     def abort(self, code=1):
         self.mpi.Abort(code)
+
+
+def _counting_blocked_time(method):
+    """Adds the seconds spent inside `method` to comm.blocked_time: a rank's step time less this is its
+    own work, which is what tells a straggler (every rank's wall time per step is the same)."""
+    @functools.wraps(method)
+    def timed(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.blocked_time += time.perf_counter() - start
+    return timed
+
+
+Comm.blocked_time = 0.0  # seconds inside blocking MPI calls so far (buckets.py adds its Waits)
+for _name in ("Barrier", "Bcast", "Allreduce", "Reduce_scatter", "Allgatherv_in_place", "bcast_obj",
+              "allgather_obj", "allreduce_obj"):
+    setattr(Comm, _name, _counting_blocked_time(getattr(Comm, _name)))
 
 
 class SerialComm(Comm):
@@ -166,6 +194,13 @@ def default_blas_threads(comm):
 
 
 def set_blas_threads(count):
-    """numpy has already loaded BLAS, so environment variables are too late: threadpoolctl resizes it."""
+    """numpy has already loaded BLAS, so environment variables are too late: threadpoolctl resizes it.
+
+    The count set here last is remembered and setting it again is free: threadpoolctl takes
+    about 1 ms a call, and deterministic mode re-asserts one thread after every micro-batch."""
+    global _blas_threads
+    if _blas_threads == int(count):
+        return
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=int(count), user_api="blas")
+    _blas_threads = int(count)

@@ -1,15 +1,18 @@
 """DataParallel: every rank trains a replica on its own shard; gradients are averaged during backward."""
 
 import contextlib
+import math
 
 import numpy as np
 
 from mpigrad.autograd import is_grad_enabled
 from mpigrad.autograd.engine import current_pass, queue_callback
 from mpigrad.optim.flat import flatten_parameters
+from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import BucketReducer
 from .comm import init, set_blas_threads
+from .dp_setup import check_micro_batches, hook_even_if_frozen, refuse_second_wrapper
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
@@ -38,9 +41,9 @@ class DataParallel:
     def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None):
         self.module = module
         self.comm = comm if comm is not None else init()
-        _check_micro_batches(micro_batches, deterministic, self.comm.size)
+        check_micro_batches(micro_batches, deterministic, self.comm.size)
         named = list(module.named_parameters())
-        _refuse_second_wrapper(named)
+        refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
         self.groups = flatten_parameters([p for _, p in named])
@@ -58,8 +61,9 @@ class DataParallel:
         self._used = np.zeros(len(self._params), np.uint8)  # params a backward reached this step (this rank)
         self._released = []  # params whose .grad is None since the last step (no rank differentiated them)
         for p in self._params:
-            _hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
+            hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
+        self._norm_sq = None  # float64 sum of squares of the gradients the last synchronising pass left
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
         self._pass_marks = []  # the forwards that pass counted
         self._new_step()
@@ -72,6 +76,7 @@ class DataParallel:
 
     def __call__(self, *args, **kwargs):
         progress("forward")
+        self._norm_sq = None  # a new step's gradients are coming
         if self._released:
             self._restore_grad_views()
         output = self.module(*args, **kwargs)
@@ -178,6 +183,7 @@ class DataParallel:
                     self._start_averaging()
                 self.reducer.finish_pass()
             self._release_untrained()
+            self._norm_sq = self.reducer.sum_of_squares()
         finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
             self._used[:] = 0
@@ -204,32 +210,15 @@ class DataParallel:
             self._params[i].grad = self._grad_views[i]
         self._released = []
 
+    def grad_norm(self):
+        """sqrt(sum of squares of every .grad) as the last synchronising backward left them: the same
+        bits on every rank. The default mode sums per-bucket partials taken as each bucket's
+        all-reduce completed (no pass over the gradients after backward); else it reads the buffers."""
+        total = self._norm_sq
+        if total is None:
+            total = sum(sum_of_squares(g.grad) for g in self.groups)
+        return math.sqrt(total)
+
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""
         check_replicas(self, optimizer)
-
-
-def _hook_even_if_frozen(param, hook):
-    frozen = not param.requires_grad
-    param.requires_grad = True
-    param.register_post_accumulate_grad_hook(hook)
-    param.requires_grad = not frozen
-
-
-def _refuse_second_wrapper(named):
-    """Two wrappers' hooks on one parameter would both count and reduce every pass (before any collective)."""
-    for name, p in named:
-        if any(getattr(hook, "__self__", None).__class__ is DataParallel for hook in p._hooks or ()):
-            raise ValueError(f"DataParallel: the module is already wrapped by a DataParallel (parameter {name} "
-                             "has its hooks); keep using that wrapper (its .module is this model)")
-
-
-def _check_micro_batches(micro_batches, deterministic, world_size):
-    """Before any collective, so every rank raises the same error."""
-    if micro_batches is None:
-        return
-    multiple = world_size if deterministic else 1
-    if not (isinstance(micro_batches, int) and micro_batches >= world_size and micro_batches % multiple == 0):
-        rule = f"a positive multiple of the world size {world_size}" if deterministic else \
-            f"an integer >= the world size {world_size} (every rank runs a backward)"
-        raise ValueError(f"DataParallel: micro_batches={micro_batches!r} must be {rule}")

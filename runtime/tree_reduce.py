@@ -13,13 +13,28 @@ import time
 
 import numpy as np
 
+from .zero import shard_bounds
+
+
+def add_into(left, right):
+    """left[i] += right[i] in place for every parameter; None is a zero gradient (adding the zero
+    too, since -0.0 + 0.0 is +0.0: the bits must not depend on where a zero was stored)."""
+    for i, (a, b) in enumerate(zip(left, right)):
+        if a is None and b is None:
+            continue
+        if a is None:
+            left[i] = np.add(b, 0, out=b)
+        elif b is None:
+            np.add(a, 0, out=a)
+        else:
+            np.add(a, b, out=a)
+
 
 def push(stack, level, start, arrays):
     """Add the node (level, start, arrays); merge it with its left sibling while there is one."""
     while stack and stack[-1][0] == level and stack[-1][1] % (2 << level) == 0:
         _, start, left = stack.pop()
-        for a, b in zip(left, arrays):
-            np.add(a, b, out=a)
+        add_into(left, arrays)
         arrays, level = left, level + 1
     stack.append((level, start, arrays))
 
@@ -29,8 +44,7 @@ def fold(stack):
     total = stack.pop()[2]
     while stack:
         left = stack.pop()[2]
-        for a, b in zip(left, total):
-            np.add(a, b, out=a)
+        add_into(left, total)
         total = left
     return total
 
@@ -45,6 +59,8 @@ class TreeReducer:
 
     def __init__(self, groups, comm, micro_batches=None):
         self.groups = groups
+        self.params = [p for g in groups for p in g.params]
+        self.views = [v for g in groups for v in g.grad_views]
         self.comm = comm
         self.micro_batches = micro_batches
         self._first = 0 if micro_batches is None else comm.rank * (micro_batches // comm.size)
@@ -53,22 +69,40 @@ class TreeReducer:
         self.comm_time = 0.0
 
     def micro_batch_done(self):
-        """Take this backward's gradients out of the buffers (which restart at zero) into the tree."""
+        """Take this backward's gradients into the tree, one array per parameter (None: no gradient).
+
+        Each .grad is then None until the step ends, so the next backward hands over the arrays it
+        computed (no copy out of the flat buffers, no zeroing pass); the first micro-batch of a
+        step, accumulated into the flat buffers, keeps them as its storage until finish()."""
+        arrays = [p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
         index = self._first + self._count
         top = self._stack[-1] if self._stack else None
-        if top and top[0] == 0 and top[1] % 2 == 0:  # a right leaf: add it to its left one, no copy
+        if top and top[0] == 0 and top[1] % 2 == 0:  # a right leaf: add it to its left one
             self._stack.pop()
-            for a, g in zip(top[2], self.groups):
-                np.add(a, g.grad, out=a)
+            add_into(top[2], arrays)
             push(self._stack, 1, top[1], top[2])
         else:
-            push(self._stack, 0, index, [g.grad.copy() for g in self.groups])
-        for g in self.groups:
-            g.grad.fill(0)
+            push(self._stack, 0, index, arrays)
         self._count += 1
 
+    def sum_of_squares(self):
+        """None: DataParallel.grad_norm() takes the norm from the buffers."""
+        return None
+
     def abandon(self):
-        """A pass raised midway: nothing is in flight (micro-batches are taken at the end of a pass)."""
+        """A pass raised midway: the .grad become the flat views again (their values are undefined
+        until zero_grad), so the tree's nodes must not keep those views as storage."""
+        for _, _, arrays in self._stack:
+            for i, a in enumerate(arrays):
+                if a is not None and any(a is v for v in self.views):
+                    arrays[i] = a.copy()
+        self._restore_views()
+
+    def _restore_views(self):
+        for p, v in zip(self.params, self.views):
+            p.grad = v
 
     def finish(self, samples):
         """Merge all ranks' nodes, divide by the step's samples over all ranks, write the buffers.
@@ -78,35 +112,61 @@ class TreeReducer:
         nodes, count = self._stack, self._count
         self._stack, self._count = [], 0
         start = time.perf_counter()
+        try:
+            self._merge(nodes, count, samples)
+        finally:  # also when the step is refused: every .grad is its flat view again
+            self._restore_views()
+        self.comm_time = time.perf_counter() - start
+
+    def _merge(self, nodes, count, samples):
         shapes = self.comm.allgather_obj((count, samples, [(level, first) for level, first, _ in nodes]))
         self._check_counts([c for c, _, _ in shapes])
         total_samples = sum(s for _, s, _ in shapes)
         if total_samples <= 0:
             raise ValueError(f"no samples went through DataParallel on any rank this step (got {total_samples}): "
                              "the losses must come from dp(...) outputs")
-        stack = []
-        for node in self._gather(nodes, [meta for _, _, meta in shapes]):
-            push(stack, *node)
-        for g, total in zip(self.groups, fold(stack)):
-            np.divide(total, total_samples, out=g.grad)
-        self.comm_time = time.perf_counter() - start
-
-    def _gather(self, nodes, metas):
-        """Every rank's nodes, in rank order (= index order), on every rank."""
         if self.comm.size == 1:
-            return nodes
-        per_group = []
-        for gi, g in enumerate(self.groups):
-            counts = [len(meta) * g.size for meta in metas]
-            displs = [sum(counts[:r]) for r in range(len(counts))]
-            rows = np.empty(sum(counts), g.grad.dtype)
-            mine = rows[displs[self.comm.rank]:displs[self.comm.rank] + counts[self.comm.rank]]
-            for k, (_, _, arrays) in enumerate(nodes):
-                mine[k * g.size:(k + 1) * g.size] = arrays[gi]
-            self.comm.Allgatherv_in_place(rows, counts, displs)
-            per_group.append(rows.reshape(-1, g.size))
-        flat_meta = [node for meta in metas for node in meta]
-        return [(level, first, [rows[k] for rows in per_group]) for k, (level, first) in enumerate(flat_meta)]
+            stack = []
+            for node in nodes:
+                push(stack, *node)
+            for view, total in zip(self.views, fold(stack)):
+                if total is None:
+                    view.fill(0)
+                else:
+                    np.divide(total, total_samples, out=view)
+            return
+        first = 0
+        for g in self.groups:
+            mine = [arrays[first:first + len(g.params)] for _, _, arrays in nodes]
+            self._merge_group(g, mine, [meta for _, _, meta in shapes], total_samples)
+            first += len(g.params)
+
+    def _merge_group(self, group, mine, metas, total_samples):
+        """Rank q merges element chunk q of every rank's nodes (one Alltoallv), divides it and every
+        rank gets every chunk (one Allgatherv): the bytes an all-reduce moves when each rank holds
+        one node. The merge is elementwise, so chunking leaves the bits of the whole merge."""
+        size, rank = self.comm.size, self.comm.rank
+        counts, displs = shard_bounds(group.size, size)
+        send = np.zeros(len(mine) * group.size, group.dtype)
+        for q in range(size):  # to rank q: chunk q of each of my nodes, node after node
+            block = send[len(mine) * displs[q]:len(mine) * (displs[q] + counts[q])].reshape(len(mine), counts[q])
+            for k, arrays in enumerate(mine):
+                for (lo, hi), a in zip(group.offsets, arrays):
+                    s, e = max(lo, displs[q]), min(hi, displs[q] + counts[q])
+                    if a is not None and s < e:
+                        block[k, s - displs[q]:e - displs[q]] = a.reshape(-1)[s - lo:e - lo]
+        nodes_of = [len(meta) for meta in metas]
+        received = np.empty(sum(nodes_of) * counts[rank], group.dtype)
+        self.comm.Alltoallv(send, [n * c for n, c in zip([len(mine)] * size, counts)],
+                            [len(mine) * d for d in displs], received, [n * counts[rank] for n in nodes_of],
+                            [sum(nodes_of[:r]) * counts[rank] for r in range(size)])
+        rows = received.reshape(-1, counts[rank])
+        stack = []
+        for row, (level, first) in zip(rows, [node for meta in metas for node in meta]):
+            push(stack, level, first, [row])
+        chunk = group.grad[displs[rank]:displs[rank] + counts[rank]]
+        np.divide(fold(stack)[0], total_samples, out=chunk)
+        self.comm.Allgatherv_in_place(group.grad, counts, displs)
 
     def _check_counts(self, counts):
         if len(set(counts)) != 1:

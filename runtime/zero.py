@@ -1,15 +1,19 @@
 """ZeRO stage 1: each rank keeps optimizer state for 1/P of the parameters only.
 
-Backward reduce-scatters the flat gradient buffers (rank r receives the averaged gradient of its
-shard), the optimizer steps on the shard, and an all-gather brings every rank the full parameters.
+Backward averages the gradients exactly as without ZeRO (DataParallel's reducer, overlapped with
+backward), so every .grad holds the average on every rank, as DataParallel promises, and the
+gradient utilities (zero_grad, grad_norm, clipping) run on those identical gradients with the
+replicated mode's bits. step() updates this rank's shard of the flat buffers, held as one piece
+per parameter it overlaps (so frozen and unused parameters and Adam's per-parameter t behave as
+replicated), and an all-gather brings every rank the new parameters. state_dict() gathers the
+full state in the replicated optimizer's format: checkpoints move between ZeRO-1 and replicated
+optimizers and across world sizes. This is PyTorch's ZeroRedundancyOptimizer over DDP.
 """
-
-import time
 
 import numpy as np
 
 from mpigrad.autograd import Variable
-from mpigrad.optim.kernels import sum_of_squares
+from mpigrad.optim import Optimizer
 
 from .replicas import state_leaves
 
@@ -20,49 +24,40 @@ def shard_bounds(n, size):
     return counts, [sum(counts[:r]) for r in range(size)]
 
 
-class ShardReducer:
-    """Reduce-scatter of each flat gradient buffer, weighted by sample share like BucketReducer."""
+class Piece:
+    """params[index] elements [lo, hi) (offsets within the parameter) as a Variable over the flat buffers."""
 
-    def __init__(self, groups, comm, shard_grads, bounds):
-        self.groups, self.comm, self.shard_grads, self.bounds = groups, comm, shard_grads, bounds
-        self._weight = 1.0
-        self.comm_time = 0.0
+    def __init__(self, index, param, group, start, lo, hi):
+        self.index, self.param, self.lo, self.hi = index, param, lo, hi
+        self.grad_view = group.grad[start + lo:start + hi]
+        self.var = Variable(group.data[start + lo:start + hi], requires_grad=True)
+        self.var.grad = self.grad_view
 
-    def start_pass(self, weight):
-        self._weight = weight
-
-    def abandon(self):
-        pass  # nothing starts before the end of a pass
-
-    def grad_ready(self, param):
-        pass  # one reduce-scatter per buffer at the end: shards cut across parameters
-
-    def finish_pass(self):
-        start = time.perf_counter()
-        for g, shard, (counts, displs) in zip(self.groups, self.shard_grads, self.bounds):
-            if self._weight != 1.0:
-                g.grad *= g.dtype.type(self._weight)
-            self.comm.Reduce_scatter(g.grad, shard, counts)
-        self.comm_time = time.perf_counter() - start
+    def follow(self):
+        """Mirror the parameter's trainability: no grad or frozen this step means no update."""
+        self.var.grad = None if self.param.grad is None else self.grad_view
+        self.var.requires_grad = self.param.requires_grad
 
 
 class ZeroOptimizer:
-    """optimizer_class(**hyper) over this rank's shard; same public methods as an Optimizer."""
+    """optimizer_class(**hyper) over this rank's shard; the whole Optimizer API."""
 
     def __init__(self, dp, optimizer_class, **hyper):
-        if dp.deterministic:
-            raise ValueError("ZeroOptimizer: deterministic DataParallel already fixes the reduction; "
-                             "use a replicated optimizer with deterministic=True")
         self.dp, self.comm = dp, dp.comm
-        self.shards = []
+        self.params = list(dp.parameters())
+        index = {id(p): i for i, p in enumerate(self.params)}
         self.bounds = [shard_bounds(g.size, self.comm.size) for g in dp.groups]
+        self.pieces = []
         for g, (counts, displs) in zip(dp.groups, self.bounds):
-            lo = displs[self.comm.rank]
-            shard = Variable(g.data[lo:lo + counts[self.comm.rank]], requires_grad=True)
-            shard.grad = np.zeros(counts[self.comm.rank], g.dtype)
-            self.shards.append(shard)
-        self.optimizer = optimizer_class(self.shards, **hyper)
-        dp.reducer = ShardReducer(dp.groups, self.comm, [s.grad for s in self.shards], self.bounds)
+            lo, hi = displs[self.comm.rank], displs[self.comm.rank] + counts[self.comm.rank]
+            for p, (a, b) in zip(g.params, g.offsets):
+                if max(a, lo) < min(b, hi):
+                    self.pieces.append(Piece(index[id(p)], p, g, a, max(a, lo) - a, min(b, hi) - a))
+        if not self.pieces:
+            raise ValueError(f"ZeroOptimizer: {sum(g.size for g in dp.groups)} parameter elements leave rank "
+                             f"{self.comm.rank} of {self.comm.size} no shard; use fewer ranks or a replicated optimizer")
+        self.optimizer = optimizer_class([piece.var for piece in self.pieces], **hyper)
+        self.grads = Optimizer(self.params, lr=0.0)  # the gradient utilities, over the full averaged grads
 
     @property
     def learning_rate(self):
@@ -72,36 +67,74 @@ class ZeroOptimizer:
     def learning_rate(self, value):
         self.optimizer.learning_rate = value
 
+    @property
+    def step_count(self):
+        return self.optimizer.step_count
+
+    @property
+    def param_steps(self):
+        """Updates each parameter received (collective: the owners of each parameter tell everyone)."""
+        return self._param_steps(self.optimizer.param_steps)
+
     def zero_grad(self):
-        for g in self.dp.groups:
-            g.grad.fill(0)
-        self.optimizer.zero_grad()
+        self.grads.zero_grad()
 
     def grad_norm(self):
-        """sqrt(sum over ranks, in rank order, of each shard's float64 sum of squares): same bits everywhere."""
-        local = sum(sum_of_squares(s.grad) for s in self.shards)
-        return sum(self.comm.allgather_obj(local)) ** 0.5
+        return self.grads.grad_norm()
 
     def clip_grad_norm(self, max_norm, total_norm=None):
-        norm = self.grad_norm() if total_norm is None else total_norm
-        return self.optimizer.clip_grad_norm(max_norm, total_norm=norm)
+        return self.grads.clip_grad_norm(max_norm, total_norm=total_norm)
+
+    def clip_grad_value(self, min_val, max_val):
+        self.grads.clip_grad_value(min_val, max_val)
 
     def step(self):
+        for piece in self.pieces:
+            piece.follow()
         self.optimizer.step()
         for g, (counts, displs) in zip(self.dp.groups, self.bounds):
             self.comm.Allgatherv_in_place(g.data, counts, displs)
 
     def state_dict(self):
-        """Collective: every rank returns the shards of all ranks, in rank order."""
-        return {"shards": self.comm.allgather_obj(self.optimizer.state_dict())}
+        """Collective: the state a replicated optimizer_class over dp.parameters() would hold."""
+        mine = self.optimizer.state_dict()
+        slots = {slot for entry in mine["state"].values() for slot in entry}
+        full = {}
+        for slot in sorted(slots):
+            for g, (counts, displs) in zip(self.dp.groups, self.bounds):
+                buffer = np.zeros(g.size, g.dtype)
+                for k, piece in enumerate(self.pieces):
+                    if piece.param in g.params:
+                        start = g.offsets[g.params.index(piece.param)][0]
+                        buffer[start + piece.lo:start + piece.hi] = mine["state"][k][slot].reshape(-1)
+                self.comm.Allgatherv_in_place(buffer, counts, displs)
+                for p, (a, b) in zip(g.params, g.offsets):
+                    full.setdefault(self.params.index(p), {})[slot] = buffer[a:b].reshape(p.shape).copy()
+        state = {i: full.get(i, {}) for i in range(len(self.params))}
+        return {"type": mine["type"], "step_count": mine["step_count"],
+                "param_steps": self._param_steps(mine["param_steps"]),
+                "hyperparams": mine["hyperparams"], "state": state}
 
     def load_state_dict(self, state):
-        shards = state["shards"]
-        if len(shards) != self.comm.size:
-            raise ValueError(f"ZeroOptimizer state has {len(shards)} shards but the world size is {self.comm.size}")
-        self.optimizer.load_state_dict(shards[self.comm.rank])
+        """Take this rank's shard of a state_dict() (from ZeRO at any world size, or a replicated optimizer)."""
+        entries = state.get("state", {})
+        if len(entries) != len(self.params):
+            raise ValueError(f"ZeroOptimizer.load_state_dict: state has {len(entries)} parameters, "
+                             f"the model has {len(self.params)}")
+        steps = state.get("param_steps", [state.get("step_count")] * len(self.params))
+        mine = {k: {slot: np.asarray(arr).reshape(-1)[piece.lo:piece.hi]
+                    for slot, arr in entries.get(piece.index, entries.get(str(piece.index), {})).items()}
+                for k, piece in enumerate(self.pieces)}
+        self.optimizer.load_state_dict({**state, "param_steps": [steps[piece.index] for piece in self.pieces],
+                                        "state": mine})
 
     def state_bytes(self):
         """Bytes of optimizer state this rank holds."""
         return sum(v.nbytes for _, v in state_leaves(self.optimizer.state_dict()) if isinstance(v, np.ndarray))
 
+    def _param_steps(self, piece_steps):
+        owned = {piece.index: t for piece, t in zip(self.pieces, piece_steps)}
+        merged = {}
+        for theirs in self.comm.allgather_obj(owned):
+            merged.update(theirs)
+        return [merged[i] for i in range(len(self.params))]

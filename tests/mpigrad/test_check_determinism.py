@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from launch import mpiexec
+from mpigrad.cli import main
 from test_train_cli import TINY
 
 SETS = [a for item in [*TINY, "steps=3", "checkpoint_every=0"] for a in ("--set", item)]
@@ -32,11 +33,18 @@ def test_worlds_1_2_4_are_bitwise_equal(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["world-1", "world-2", "world-4"]
 
 
-def test_a_world_size_not_dividing_the_micro_batches_is_refused_before_any_run(tmp_path):
-    code, out, err = check("--worlds", "1,3", "--out", str(tmp_path / "never"), timeout=60)
-    assert code == 2 and out == ""
-    assert err.strip() == ("mpigrad check-determinism: error: world size 3: global_batch/micro_batch = 4 "
-                           "micro-batches cannot be split evenly over 3 ranks; use a world size that divides 4")
+def refused(capsys, *args):
+    """In-process: a refusal runs nothing, so no launch is needed."""
+    code = main(["check-determinism", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", out
+    return err.strip()
+
+
+def test_a_world_size_not_dividing_the_micro_batches_is_refused_before_any_run(tmp_path, capsys):
+    err = refused(capsys, *SETS, "--worlds", "1,3", "--out", str(tmp_path / "never"))
+    assert err == ("mpigrad check-determinism: error: world size 3: global_batch/micro_batch = 4 "
+                   "micro-batches cannot be split evenly over 3 ranks; use a world size that divides 4")
     assert not (tmp_path / "never").exists()
 
 
@@ -55,3 +63,17 @@ def test_a_difference_names_step_1_and_a_parameter(tmp_path):
 def test_a_failing_launch_is_reported_and_fails(tmp_path):
     code, out, _ = check("--worlds", "1", "--launcher", "false {n}", "--out", str(tmp_path), timeout=60)
     assert code == 1 and table(out)["1"][1:4] == ["FAILED", "exit", "1"], out
+
+
+def test_the_config_file_is_read_for_the_rule(tmp_path, capsys):
+    (tmp_path / "job.toml").write_text("global_batch = 12\nmicro_batch = 2\n")
+    err = refused(capsys, "--config", str(tmp_path / "job.toml"), "--worlds", "1,2,3,4")
+    assert "world size 4: global_batch/micro_batch = 6 micro-batches" in err, err
+    err = refused(capsys, "--config", str(tmp_path / "job.toml"), "--set", "global_batch=8", "--worlds", "1,3")
+    assert "world size 3: global_batch/micro_batch = 4 micro-batches" in err, err  # --set wins over the file
+
+
+def test_bad_worlds_and_launcher_are_one_line(capsys):
+    assert refused(capsys, "--worlds", "1,x") == ("mpigrad check-determinism: error: --worlds '1,x': expected "
+                                                  "distinct positive integers separated by commas, like 1,2,4")
+    assert "must contain {n}" in refused(capsys, *SETS, "--worlds", "1", "--launcher", "mpiexec -n 2")

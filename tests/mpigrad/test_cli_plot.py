@@ -40,3 +40,23 @@ def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     write_run(tmp_path / "w1", 1)
     assert main(["plot", str(tmp_path / "w1")]) == 2
     assert capsys.readouterr().err == "mpigrad plot: error: matplotlib is not installed; install it from the repository with: pip install -e '.[plot]'\n"
+
+
+def test_plot_timings_draws_each_phase(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from mpigrad.plot import timing_series
+    write_run(tmp_path / "w1", 1)
+    rows = [json.loads(line) for line in open(tmp_path / "w1" / "metrics.jsonl")]
+    for r in rows:
+        r.update(step_time=0.05, forward_time=0.02, backward_time=0.015, comm_time=0.005, optimizer_time=0.008)
+    (tmp_path / "w1" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    series = timing_series(rows)
+    assert list(series) == ["forward", "backward", "communication wait", "clip + optimizer", "rest of step"]
+    assert series["forward"] == [(s, 20.0) for s in range(1, 6)]
+    assert series["rest of step"][0][1] == pytest.approx(2.0)
+    out = tmp_path / "t.png"
+    assert main(["plot", "--timings", str(tmp_path / "w1"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    write_run(tmp_path / "old", 1)
+    assert main(["plot", "--timings", str(tmp_path / "old"), "--out", str(out)]) == 2
+    assert "no per-phase timings" in capsys.readouterr().err

@@ -41,7 +41,8 @@ def test_other_seed_names_the_key_and_step_1(runs, capsys):
     assert "seed: 0 vs 1" in out and "first difference at step 1: loss" in out, out
     code, out, _ = diff(capsys, runs / "w1", runs / "seed1", "--json")
     report = json.loads(out)
-    assert code == 1 and report["first_step"]["step"] == 1 and report["config"] == [{"key": "seed", "a": 0, "b": 1, "trajectory": True}]
+    assert code == 1 and report["first_step"]["step"] == 1
+    assert report["config"] == [{"key": "seed", "a": 0, "b": 1, "trajectory": True}]
     assert {d["name"] for d in report["parameters"]["differ"]} >= {"token.weight", "head.weight"}
 
 
@@ -98,3 +99,16 @@ def test_a_bookkeeping_key_is_listed_but_does_not_make_runs_differ(runs, tmp_pat
     (copy / "config.toml").write_text(config.replace("eval_every = 3", "eval_every = 7"))
     code, out, _ = diff(capsys, runs / "w1", copy)
     assert code == 0 and "eval_every: 3 vs 7 (does not change the results)" in out, out
+
+
+def test_elements_are_compared_bit_for_bit():
+    from mpigrad.diff import array_difference
+    nan = np.float32(np.nan)
+    assert array_difference("p", np.array([nan, 1.0], np.float32), np.array([nan, 1.0], np.float32)) is None
+    signed = array_difference("p", np.array([0.0, 2.0]), np.array([-0.0, 2.0]))
+    assert (signed["count"], signed["max_abs"], signed["max_rel"]) == (1, 0.0, 0.0)
+    gap = array_difference("p", np.array([4.0, 1.0]), np.array([3.0, 1.0]))
+    assert (gap["count"], gap["max_abs"], gap["max_rel"]) == (1, 1.0, 0.25)
+    against_nan = array_difference("p", np.array([nan], np.float32), np.array([1.0], np.float32))
+    assert against_nan["count"] == 1 and np.isnan(against_nan["max_abs"])
+    assert array_difference("p", np.zeros(2, np.float32), np.zeros(3, np.float32))["problem"] == "float32[2] vs float32[3]"

@@ -1,4 +1,4 @@
-"""Resume at another world size: deterministic runs continue bitwise (4 -> 2 -> 1); default runs continue, not bitwise."""
+"""Resume at another world size: deterministic runs continue bitwise (4 -> 2 -> 1); default runs train on."""
 
 import json
 
@@ -23,13 +23,13 @@ def test_deterministic_4_then_2_then_1_equals_one_uninterrupted_run(tmp_path):
     assert [(r["step"], r["world_size"]) for r in rows] == [(1, 4), (2, 4), (3, 2), (4, 2), (5, 1), (6, 1)]
 
 
-def test_default_mode_resumes_at_another_world_size_and_trains(tmp_path):
+def test_default_mode_resumes_at_another_world_size_even_uneven_and_trains(tmp_path):
     default = ("deterministic=false", *LEGS)
     code, _, err, _ = train(2, tmp_path / "straight", *default)
     assert code == 0, err
     code, _, err, _ = train(2, tmp_path / "elastic", *default, "steps=2")
     assert code == 0, err
-    code, _, err, _ = train(1, tmp_path / "elastic", *default, "resume=true")
+    code, _, err, _ = train(3, tmp_path / "elastic", *default, "resume=true")  # 4 micro-batches: 2, 1, 1
     assert code == 0, err
     rows = [json.loads(line) for line in open(tmp_path / "elastic" / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and all(np.isfinite(r["loss"]) for r in rows)
@@ -48,4 +48,6 @@ def test_resume_at_a_world_size_not_dividing_the_micro_batches_is_refused(tmp_pa
     before = (tmp_path / "run" / "checkpoints" / "step-00000002.ckpt").read_bytes()
     code, _, err, _ = train(3, tmp_path / "run", *LEGS, "resume=true", timeout=60)
     assert code == 2 and "4 micro-batches cannot be split evenly over 3 ranks; use a world size that divides 4" in err
+    code, _, err, _ = train(5, tmp_path / "run", *LEGS, "resume=true", "deterministic=false", timeout=60)
+    assert code == 2 and "4 micro-batches cannot give each of 5 ranks at least one; use at most 4 ranks" in err
     assert (tmp_path / "run" / "checkpoints" / "step-00000002.ckpt").read_bytes() == before

@@ -52,7 +52,8 @@ def test_job_toml_trains_at_world_2(tmp_path):
 def test_readme_shows_the_example_as_it_is():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Data-parallel training from Python"):]
-    block = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n", section.index("```python"))]
+    start = section.index("```python\n") + len("```python\n")
+    block = section[start:section.index("\n```\n", start)]
     source = Path(SCRIPT).read_text()
     missing = [line for line in block.splitlines() if line.strip() and line not in source.splitlines()]
     assert not missing, f"README lines not in examples/train_mlp.py: {missing}"

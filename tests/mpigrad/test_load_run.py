@@ -67,3 +67,14 @@ def test_sample_refuses_bad_input_in_one_line(run, capsys, args, message):
 def test_sample_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == f"mpigrad sample: error: {tmp_path / 'none'}: no such directory\n"
+
+
+def test_eval_of_the_language_model_on_a_text_file(run, tmp_path, capsys):
+    from mpigrad.data import builtin_text
+    text = builtin_text()[:16 * 10 + 1]  # exactly 10 windows of context 16 (targets shifted by one)
+    (tmp_path / "text.txt").write_text(text)
+    assert main(["eval", str(run), "--data", str(tmp_path / "text.txt")]) == 0
+    words = capsys.readouterr().out.split()
+    assert words[0] == "loss" and 0 < float(words[1]) < 10 and words[2:4] == ["on", "10"] and "accuracy" not in words
+    assert main(["eval", str(run), "--data", str(tmp_path / "text.txt"), "--labels", "y.npy"]) == 2
+    assert "--labels is for the mlp model" in capsys.readouterr().err

@@ -80,3 +80,15 @@ def test_ranks_started_with_different_arguments_are_refused(tmp_path):
     code, _, err = mpmd([a, a], [tiny(out="A"), tiny(out="B")])
     assert code == 2 and "rank 1 was started with --out B, rank 0 with --out A" in err, err
     assert not os.listdir(a)
+
+
+def test_three_ranks_one_without_the_data_file(tmp_path):
+    dirs = [tmp_path / name for name in "ABC"]
+    for directory in dirs:
+        directory.mkdir()
+    for directory in dirs[:2]:
+        (directory / "data.txt").write_text(TEXT)
+    args = tiny('data="data.txt"', "deterministic=false")
+    code, _, err = mpmd(dirs, [args] * 3)
+    assert code == 2 and "mpigrad train: error: rank 2: data file data.txt: no such file" in err, err
+    assert err.count("mpigrad train: error:") == 1, err

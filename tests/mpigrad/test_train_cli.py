@@ -1,6 +1,7 @@
 """`mpigrad train` end to end at world sizes 1 and 2 on a tiny config (mpiexec in subprocesses)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -33,8 +34,14 @@ def test_train_writes_metrics_final_and_checkpoints(tmp_path, world):
     assert code == 0, err
     rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    for key in ("loss", "lr", "grad_norm", "grad_norm_clipped", "step_time", "comm_time", "samples_per_s"):
+    for key in ("loss", "lr", "grad_norm", "grad_norm_clipped", "step_time", "comm_time", "samples_per_s",
+                "time", "elapsed"):
         assert all(np.isfinite(r[key]) for r in rows), key
+    assert all(a["elapsed"] < b["elapsed"] and a["time"] < b["time"] for a, b in zip(rows, rows[1:]))
+    assert abs(rows[-1]["time"] - time.time()) < 60
+    for r in rows:  # the phases are disjoint parts of the step
+        phases = [r["forward_time"], r["backward_time"], r["comm_time"], r["optimizer_time"]]
+        assert min(phases) >= 0 and r["forward_time"] > 0 and sum(phases) <= r["step_time"], r
     assert all(r["world_size"] == world for r in rows)
     assert "val_loss" in rows[2] and "val_loss" in rows[5] and "val_loss" not in rows[0]
     params = final(tmp_path / "run")
@@ -84,6 +91,8 @@ def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(tmp_path):
     assert code == 2 and err.count("\n") == 1, err
     assert f"--out {tmp_path / 'run'} already holds a run" in err and "--overwrite" in err, err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    code, _, err, _ = train(1, tmp_path / "run", "--overwrite", "resume=true", timeout=60)
+    assert code == 2 and "--overwrite starts a new run in place of the old one" in err, err
     code, _, err, _ = train(1, tmp_path / "run", "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
@@ -112,9 +121,13 @@ def test_resume_dir_takes_the_runs_config_and_only_safe_settings(tmp_path):
     (run / "checkpoints" / "step-00000006.ckpt").unlink()
     (run / "final.npz").unlink()
     resume = ["-m", "mpigrad", "train", "--resume", str(run)]
+    elapsed = [json.loads(line)["elapsed"] for line in open(run / "metrics.jsonl")]
     code, out, err, _ = run_mpi(2, resume, timeout=180)
     assert code == 0, err
     assert f"resumed from step 3 of {run}/checkpoints/step-00000003.ckpt" in out, out
+    assert "mpigrad: 3 steps in " in out and "median step" in out and "% of step time" in out, out
+    again = [json.loads(line)["elapsed"] for line in open(run / "metrics.jsonl")]
+    assert again[:3] == elapsed[:3] and again[3] > elapsed[2]  # the clock continues the run's own
     resumed = final(run)
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
     code, _, err, _ = run_mpi(2, [*resume, "--quiet", "--set", "steps=8", "--set", "log_every=2"], timeout=180)

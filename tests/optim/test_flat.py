@@ -94,8 +94,8 @@ def test_state_of_flat_params_is_a_view_into_one_buffer():
     params = make_params(0)
     flatten_parameters(params)
     opt = Adam(params)
-    flat_m = opt._run_state[0, len(params)]["m"]
-    assert all(np.shares_memory(s["m"], flat_m) for s in opt._state)
+    flat_m = opt._run_state[0, len(params)]["m_sum"]
+    assert all(np.shares_memory(s["m_sum"], flat_m) for s in opt._state)
 
 
 def test_shards_of_a_flat_buffer_match_the_whole_buffer():

@@ -49,7 +49,7 @@ def test_contents_are_plain_arrays_keyed_by_index():
     assert d["hyperparams"] == {"lr": 0.01, "beta1": 0.8, "beta2": 0.999, "weight_decay": 0.0, "eps": 1e-8}
     assert sorted(d["state"]) == list(range(len(params)))
     for p, s in zip(params, d["state"].values()):
-        assert set(s) == {"m", "v"} and s["m"].shape == p.data.shape and type(s["m"]) is np.ndarray
+        assert set(s) == {"m_sum", "v_sum"} and s["m_sum"].shape == p.data.shape and type(s["m_sum"]) is np.ndarray
 
 
 def test_json_style_string_keys_are_accepted():
@@ -61,7 +61,7 @@ def test_json_style_string_keys_are_accepted():
              hyperparams=json.loads(json.dumps(d["hyperparams"])))
     other = Adam(make_params(0))
     other.load_state_dict(d)
-    np.testing.assert_array_equal(other.state_dict()["state"][1]["v"], opt.state_dict()["state"][1]["v"])
+    np.testing.assert_array_equal(other.state_dict()["state"][1]["v_sum"], opt.state_dict()["state"][1]["v_sum"])
 
 
 def test_load_validates_count_shapes_slots_and_type():
@@ -71,11 +71,11 @@ def test_load_validates_count_shapes_slots_and_type():
     with pytest.raises(ValueError, match="state has 3 parameters, the optimizer has 4"):
         opt.load_state_dict(dict(good, state={i: good["state"][i] for i in range(3)}))
     bad = {i: dict(s) for i, s in good["state"].items()}
-    bad[1]["v"] = np.zeros(6)
-    with pytest.raises(ValueError, match=r"parameter 1 v has shape \(6,\), the parameter has \(5,\)"):
+    bad[1]["v_sum"] = np.zeros(6)
+    with pytest.raises(ValueError, match=r"parameter 1 v_sum has shape \(6,\), the parameter has \(5,\)"):
         opt.load_state_dict(dict(good, state=bad))
-    with pytest.raises(ValueError, match=r"parameter 0 has state \['m'\], expected \['m', 'v'\]"):
-        opt.load_state_dict(dict(good, state={**good["state"], 0: {"m": good["state"][0]["m"]}}))
+    with pytest.raises(ValueError, match=r"parameter 0 has state \['m_sum'\], expected \['m_sum', 'v_sum'\]"):
+        opt.load_state_dict(dict(good, state={**good["state"], 0: {"m_sum": good["state"][0]["m_sum"]}}))
     with pytest.raises(ValueError, match="state is for 'Adam', not 'SGD'"):
         SGD(make_params(1), lr=0.1).load_state_dict(good)
     with pytest.raises(ValueError, match="step_count=-1"):
@@ -96,3 +96,19 @@ def test_sgd_momentum_cannot_be_switched_on_by_loading():
         SGD(make_params(0), lr=0.1, momentum=0.9).load_state_dict(plain)
     with pytest.raises(ValueError, match="cannot switch momentum"):
         SGD(make_params(0), lr=0.1).load_state_dict(dict(plain, hyperparams=dict(plain["hyperparams"], momentum=0.5)))
+
+
+def test_state_with_the_old_divided_moments_loads():
+    """Files written before the undivided moments hold m and v; they continue the same trajectory."""
+    straight, old = make_params(0), make_params(0)
+    opt, opt_old = Adam(straight, lr=0.01), Adam(old, lr=0.01)
+    run(opt, straight, 2)
+    run(opt_old, old, 2)
+    d = opt_old.state_dict()
+    d["state"] = {i: {"m": s["m_sum"] * 0.1, "v": s["v_sum"] * 0.001} for i, s in d["state"].items()}
+    resumed = Adam(old, lr=0.01)
+    resumed.load_state_dict(d)
+    run(opt, straight, 2, first_seed=7)
+    run(resumed, old, 2, first_seed=7)
+    for p, q in zip(straight, old):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)

@@ -26,7 +26,7 @@ class Heads(nn.Module):
         return getattr(self, head)(self.body(x).tanh())
 
 
-@pytest.mark.parametrize("mode", ["replicated", "deterministic"])
+@pytest.mark.parametrize("mode", ["replicated", "zero", "deterministic"])
 def test_frozen_and_unused_parameters_stay_and_replicas_agree(mode):
     c = comm()
     model = Heads()
