@@ -54,6 +54,11 @@ def train_here(out, *extra):
     return main_here(train_args(out, extra))
 
 
+def train_at(world, out, *extra, timeout=180):
+    """(code, stderr) of the TINY job + extra at `world` ranks: world 1 in this process, others launched."""
+    return train_here(out, *extra)[::2] if world == 1 else train(world, out, *extra, timeout=timeout)[::2]
+
+
 def copy_run(run, to):
     """A private copy of a shared run's directory, for a test that changes it."""
     shutil.copytree(run, to)
