@@ -196,8 +196,8 @@ def test_default_mode_at_a_world_size_that_does_not_divide_the_micro_batches(tmp
     """4 micro-batches on 3 ranks (2, 1, 1): sample weighting gives one process's result to rounding."""
     runs = {}
     for world in (1, 3):
-        code, _, err, _ = train(world, tmp_path / f"w{world}", "deterministic=false", "dtype=\"float64\"",
-                                "steps=4", "checkpoint_every=0", "check_replicas_every=1", timeout=240)
+        code, err = train_at(world, tmp_path / f"w{world}", "deterministic=false", "dtype=\"float64\"",
+                             "steps=4", "checkpoint_every=0", "check_replicas_every=1", timeout=240)
         assert code == 0, err
         runs[world] = final(tmp_path / f"w{world}")
         losses = [json.loads(line)["loss"] for line in open(tmp_path / f"w{world}" / "metrics.jsonl")]
