@@ -5,17 +5,17 @@ import json
 import numpy as np
 
 from mpigrad.diff import compare_runs
-from test_train_cli import final, train
+from test_train_cli import final, train, train_at, train_here
 
 LEGS = ("decay_steps=6", "checkpoint_every=2", "keep_checkpoints=5", "digest_every=1", "sample_chars=0")
 
 
 def test_deterministic_4_then_2_then_1_equals_one_uninterrupted_run(tmp_path):
-    code, _, err, _ = train(1, tmp_path / "straight", *LEGS)
+    code, _, err = train_here(tmp_path / "straight", *LEGS)  # world 1 in this process
     assert code == 0, err
     for world, steps in ((4, 2), (2, 4), (1, 6)):  # each leg resumes the previous leg's last checkpoint
         resume = "resume=false" if world == 4 else "resume=true"
-        code, _, err, _ = train(world, tmp_path / "elastic", *LEGS, f"steps={steps}", resume)
+        code, err = train_at(world, tmp_path / "elastic", *LEGS, f"steps={steps}", resume)
         assert code == 0, f"world {world}: {err}"
     report = compare_runs(str(tmp_path / "straight"), str(tmp_path / "elastic"))
     assert report["equal"], report  # config, loss/grad_norm/digest of every step, and final.npz
@@ -43,7 +43,7 @@ def test_default_mode_resumes_at_another_world_size_even_uneven_and_trains(tmp_p
 
 
 def test_resume_at_a_world_size_not_dividing_the_micro_batches_is_refused(tmp_path):
-    code, _, err, _ = train(2, tmp_path / "run", *LEGS, "steps=2")
+    code, _, err = train_here(tmp_path / "run", *LEGS, "steps=2")  # the checkpoint's world size does not matter
     assert code == 0, err
     before = (tmp_path / "run" / "checkpoints" / "step-00000002.ckpt").read_bytes()
     code, _, err, _ = train(3, tmp_path / "run", *LEGS, "resume=true", timeout=60)

@@ -13,7 +13,10 @@ import numpy as np
 from launch import mpiexec
 from test_train_cli import TINY, train
 
-LONG = [*TINY, "steps=200", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
+# the killed job is set for 200 steps so that it is still running when killed near step 10; the
+# straight and resumed runs stop at SHORT (allowed on resume: the schedule is fixed by decay_steps)
+LONG = [*TINY, "steps=200", "decay_steps=38", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
+SHORT = "steps=40"
 
 
 @contextlib.contextmanager
@@ -72,7 +75,7 @@ def kill_one_rank(out, job):
 
 
 def test_sigkill_of_a_rank_ends_the_job_and_resume_is_bitwise(tmp_path):
-    code, _, err, _ = train(2, tmp_path / "straight", *LONG[len(TINY):])
+    code, _, err, _ = train(2, tmp_path / "straight", *LONG[len(TINY):], SHORT)
     assert code == 0, err
     with started(tmp_path / "killed") as job:
         wait_for_step(tmp_path / "killed", 10)
@@ -80,8 +83,9 @@ def test_sigkill_of_a_rank_ends_the_job_and_resume_is_bitwise(tmp_path):
     assert job.returncode != 0 and seconds < 10, f"exit {job.returncode} after {seconds:.1f} s"
     assert not ranks_of(tmp_path / "killed"), "a rank is still running"
     assert not (tmp_path / "killed" / "final.npz").exists()
-    code, _, err, _ = train(2, tmp_path / "killed", *LONG[len(TINY):], "resume=true")
+    code, _, err, _ = train(2, tmp_path / "killed", *LONG[len(TINY):], SHORT, "resume=true")
     assert code == 0, err
+    assert json.loads((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 40
     with np.load(tmp_path / "straight" / "final.npz") as a, np.load(tmp_path / "killed" / "final.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 

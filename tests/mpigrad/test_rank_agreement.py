@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from launch import mpiexec
-from test_train_cli import TINY, train
+from test_train_cli import TINY, train_at
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
 
@@ -51,7 +51,7 @@ def test_data_file_on_one_rank_only_ends_the_job_naming_the_rank(tmp_path):
 
 def test_resume_where_one_rank_sees_no_checkpoint(tmp_path):
     a, b = two_dirs(tmp_path)
-    code, _, err, _ = train(1, a / "run", timeout=120)
+    code, err = train_at(1, a / "run")
     assert code == 0, err
     args = tiny("resume=true")
     # rank 0 lists A/run/checkpoints and tells rank 1, which cannot read that file in B
@@ -65,7 +65,7 @@ def test_resume_where_one_rank_sees_no_checkpoint(tmp_path):
 def test_resume_where_ranks_hold_different_checkpoints(tmp_path):
     a, b = two_dirs(tmp_path)
     for directory, seed in ((a, 0), (b, 1)):
-        code, _, err, _ = train(1, directory / "run", f"seed={seed}", timeout=120)
+        code, err = train_at(1, directory / "run", f"seed={seed}")
         assert code == 0, err
     args = tiny("resume=true", "steps=8")
     code, _, err = mpmd([a, b], [args, args])
