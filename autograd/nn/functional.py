@@ -66,6 +66,9 @@ def layer_norm(x, weight, bias, eps=1e-5):
     return make_result(out, (x, weight, bias), backward, "layer_norm")
 
 
+ONE_HOT_LIMIT = 1 << 20  # elements of the one-hot matrix (4 MB in float32) up to which backward multiplies by it
+
+
 def embedding(weight, ids):
     """weight[ids]; the gradient of each row sums the output gradients of every position holding its id."""
     out = weight.data[ids]
@@ -73,6 +76,10 @@ def embedding(weight, ids):
 
     def backward(g):
         flat, g2 = ids.reshape(-1), g.reshape(-1, dim)
+        if flat.size and num * flat.size <= ONE_HOT_LIMIT:  # one GEMM: faster than sorting for small vocabularies
+            one_hot = np.zeros((num, flat.size), g.dtype)
+            one_hot[flat, np.arange(flat.size)] = 1
+            return (one_hot @ g2,)
         grad = np.zeros((num, dim), g.dtype)
         if not flat.size:
             return (grad,)

@@ -131,7 +131,9 @@ def test_fused_keeps_float32(name):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-4)
 
 
-def test_embedding_gradient_sums_repeated_ids_and_leaves_unused_rows_zero():
+@pytest.mark.parametrize("one_hot_limit", [NF.ONE_HOT_LIMIT, 0], ids=["one-hot product", "sorted runs"])
+def test_embedding_gradient_sums_repeated_ids_and_leaves_unused_rows_zero(monkeypatch, one_hot_limit):
+    monkeypatch.setattr(NF, "ONE_HOT_LIMIT", one_hot_limit)  # small vocabularies multiply, large ones sort
     (w,) = inputs([(6, 4)], np.float64)
     _, (grad,) = values_and_grads(lambda w: NF.embedding(w, IDS), [w])
     g = np.random.default_rng(1).standard_normal(IDS.shape + (4,))
