@@ -104,8 +104,8 @@ def _counting_blocked_time(method):
 
 
 Comm.blocked_time = 0.0  # seconds inside blocking MPI calls so far (buckets.py adds its Waits)
-for _name in ("Barrier", "Bcast", "Allreduce", "Reduce_scatter", "Allgatherv_in_place", "bcast_obj",
-              "allgather_obj", "allreduce_obj"):
+for _name in ("Barrier", "Bcast", "Allreduce", "Reduce_scatter", "Allgatherv_in_place", "Alltoallv",
+              "bcast_obj", "allgather_obj", "allreduce_obj"):
     setattr(Comm, _name, _counting_blocked_time(getattr(Comm, _name)))
 
 

@@ -76,7 +76,8 @@ class Watchdog:
 
     def __init__(self, comm, timeout):
         self.comm, self.timeout = comm, timeout
-        multi = comm.size > 1 and comm.mpi is not None
+        self.threaded_mpi = comm.mpi is not None and _thread_multiple()
+        multi = comm.size > 1 and self.threaded_mpi
         self.alarms = comm.mpi.Dup() if multi else None  # collective: every rank starts its watchdog here
         self.heard_alarm = 0.0
         self._stopping = threading.Event()
@@ -112,7 +113,9 @@ class Watchdog:
                 if other != rank:
                     self.alarms.isend(rank, dest=other, tag=ALARM)
             _write(self._collect_replies() + "\n")
-        self.comm.abort(1)
+        if self.threaded_mpi:
+            self.comm.abort(1)
+        os._exit(1)  # MPI may not be called from this thread: mpiexec ends the job when a rank dies
 
     def _answer_alarm(self):
         """Another rank's timeout fired: print where this rank is, and tell that rank."""
@@ -144,6 +147,12 @@ class Watchdog:
         parts = [answers[r] for r in sorted(answers)]
         parts += [f"rank {r} did not answer (stopped, or holding the GIL)" for r in silent]
         return f"mpigrad: step_timeout on rank {self.comm.rank}: " + "; ".join(parts)
+
+
+def _thread_multiple():
+    """Whether MPI allows calls from this thread while the main thread is inside MPI (mpi4py's default)."""
+    from mpi4py import MPI
+    return MPI.Query_thread() == MPI.THREAD_MULTIPLE
 
 
 def stack_text(title):

@@ -45,21 +45,27 @@ def check_stopped_cleanly(err, out, cause):
     assert not (out / "final.npz").exists()
 
 
-def check_resumes_bitwise(straight_run, out):
-    """Resumed from step 3, the run ends with the bits of the uninterrupted TINY run at world 2."""
-    code, _, err, _ = train(2, out, "resume=true")
+def check_resumes_bitwise(straight_run, out, *mode):
+    """Resumed from step 3, the run ends with the bits of the uninterrupted run of the same mode at world 2."""
+    code, _, err, _ = train(2, out, "resume=true", *mode)
     assert code == 0, err
     straight, resumed = final(straight_run), final(out)
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
 
 
-def test_file_size_limit_during_a_checkpoint_write_stops_every_rank(tmp_path, tiny_run_2):
+@pytest.mark.parametrize("mode", [[], ["deterministic=false", "zero=true"]], ids=["deterministic", "zero"])
+def test_file_size_limit_during_a_checkpoint_write_stops_every_rank(tmp_path, tiny_run_2, mode):
     script, out = tmp_path / "limited.py", tmp_path / "run"
     script.write_text(SCRIPT)
-    code, _, err, seconds = run_mpi(2, [str(script), str(out), *TINY], timeout=120)
+    code, _, err, seconds = run_mpi(2, [str(script), str(out), *TINY, *mode], timeout=120)
     assert code == 1 and seconds < 60, err
     check_stopped_cleanly(err, out, "File too large")
-    check_resumes_bitwise(tiny_run_2, out)
+    straight_run = tiny_run_2
+    if mode:  # the shared run is the deterministic one
+        straight_run = tmp_path / "straight"
+        code, _, err, _ = train(2, straight_run, *mode)
+        assert code == 0, err
+    check_resumes_bitwise(straight_run, out, *mode)
 
 
 @contextlib.contextmanager

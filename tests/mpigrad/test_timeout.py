@@ -25,10 +25,11 @@ def kill_leftovers(marker):
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("world, deterministic", [(2, "false"), (3, "true")])
-def test_a_stopped_rank_of_train_ends_the_job(tmp_path, world, deterministic):
+@pytest.mark.parametrize("world, mode", [(2, ["deterministic=false"]), (3, ["deterministic=true"]),
+                                         (2, ["deterministic=false", "zero=true"])], ids=["2", "3-det", "2-zero"])
+def test_a_stopped_rank_of_train_ends_the_job(tmp_path, world, mode):
     out = tmp_path / "run"
-    sets = [a for item in [*LONG, *WORLD_SETS[world], f"deterministic={deterministic}"] for a in ("--set", item)]
+    sets = [a for item in [*LONG, *WORLD_SETS[world], *mode] for a in ("--set", item)]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     with open(tmp_path / "log", "wb") as log:
         job = subprocess.Popen([mpiexec(), "-n", str(world), sys.executable, "-m", "mpigrad", "train", "--quiet",

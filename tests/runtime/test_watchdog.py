@@ -54,11 +54,11 @@ def processes_running(marker):
     return found
 
 
-def run_case(tmp_path, world, case):
+def run_case(tmp_path, world, case, env=None):
     script = tmp_path / f"watched_{case}.py"
     script.write_text(SCRIPT)
     try:
-        return run_mpi(world, [str(script), case, str(TIMEOUT)], timeout=TIMEOUT + 60)
+        return run_mpi(world, [str(script), case, str(TIMEOUT)], timeout=TIMEOUT + 60, env=env)
     finally:
         for pid in processes_running(str(script)):  # a stopped rank left behind would never exit
             os.kill(pid, signal.SIGKILL)
@@ -92,3 +92,14 @@ def test_a_slow_step_below_the_timeout_never_fires(tmp_path):
     code, out, err, _ = run_case(tmp_path, 2, "sleep")
     assert code == 0, err
     assert out.count("finished") == 2 and "step_timeout" not in err, err
+
+
+def test_without_thread_multiple_a_stopped_rank_still_ends_the_job(tmp_path):
+    """MPI started without MPI_THREAD_MULTIPLE: the watchdog thread must not call MPI, so the noticing
+    rank prints its line and stack and exits; mpiexec then ends the job."""
+    code, out, err, seconds = run_case(tmp_path, 2, "stop", env={"MPI4PY_RC_THREAD_LEVEL": "serialized"})
+    assert code != 0 and "finished" not in out
+    assert seconds < TIMEOUT + 10, f"the job took {seconds:.1f} s to end"
+    assert re.search(r"mpigrad: rank 0 of 2: step_timeout fired: no progress for [\d.]+ s \(limit 3 s\) at step 4",
+                     err), err
+    assert "Python stack of rank 0" in err and "did not answer" not in err, err  # no alarms without threaded MPI

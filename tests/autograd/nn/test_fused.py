@@ -70,7 +70,7 @@ def composed_gru_sequence(x, h, w, b=None):
     return ag.stack(outputs, axis=1)
 
 
-CASES = {  # name: (fused, composed, input shapes, offset added to make the data less regular)
+CASES = {  # name: (fused op, its composition of core ops, input shapes)
     "linear": (NF.linear, composed_linear, [(2, 3, 4), (5, 4), (5,)]),
     "layer_norm": (NF.layer_norm, composed_layer_norm, [(2, 3, 6), (6,), (6,)]),
     "gelu": (ag.gelu, composed_gelu, [(3, 7)]),
