@@ -1,4 +1,9 @@
-"""Runs shared by the tests that only read them (or copy them before changing them): one launch each."""
+"""Runs shared by the tests that only read them (or copy them before changing them): one launch each.
+
+Keeping tests/mpigrad cheap: a launch costs a second or more of process start-up. Application logic
+that needs no second rank runs in this process (`train_here`, `train_at(1, ...)`, `main_here` in
+test_train_cli.py); a test that changes a run copies a shared one (`copy_run`); `mpiexec` is for
+what ranks decide, always with a timeout (tests/launch.py)."""
 
 import pytest
 
