@@ -13,9 +13,10 @@ import numpy as np
 from launch import mpiexec
 from test_train_cli import TINY, train
 
-# the killed job is set for 200 steps so that it is still running when killed near step 10; the
+# the background job is set for far more steps than it can run before the test signals it (a tiny
+# step takes a few ms, so 200 steps could end before a descheduled test sends its signal); the
 # straight and resumed runs stop at SHORT (allowed on resume: the schedule is fixed by decay_steps)
-LONG = [*TINY, "steps=200", "decay_steps=38", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
+LONG = [*TINY, "steps=100000", "decay_steps=38", "checkpoint_every=4", "eval_every=0", "sample_chars=0"]
 SHORT = "steps=40"
 
 

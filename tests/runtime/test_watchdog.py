@@ -80,12 +80,16 @@ def test_a_rank_looping_in_python_is_named_with_its_stack(tmp_path):
     code, out, err, seconds = run_case(tmp_path, 2, "loop")
     assert code != 0 and "finished" not in out
     assert seconds < TIMEOUT + 10, f"the job took {seconds:.1f} s to end"
-    assert re.search(r"mpigrad: rank 1 of 2: step_timeout fired: no progress for [\d.]+ s \(limit 3 s\) at "
-                     r"step 3 in phase 'after backward \(optimizer step\)'", err), err  # it never began step 4
+    # Both timers run out within moments of each other (the waiting rank's last mark is one tiny forward
+    # later), so either rank may notice first; whichever does, both say where they are.
+    first = next(line for line in err.splitlines() if "step_timeout fired" in line)
+    assert re.match(r"mpigrad: rank [01] of 2: step_timeout fired: no progress for [\d.]+ s \(limit 3 s\)", first)
+    where = {1: r"step 3 in phase 'after backward \(optimizer step\)'",  # the looper never began step 4
+             0: r"step 4 in phase 'backward: sample-count"}  # the other waits in the all-gather
+    for rank, place in where.items():
+        assert re.search(rf"mpigrad: rank {rank} of 2(: step_timeout fired: no progress for [\d.]+ s "
+                         rf"\(limit 3 s\) at| \(rank {1 - rank}'s step_timeout fired\): at) {place}", err), err
     assert re.search(r"watched_loop.py\", line \d+ in spin_forever", err), err  # the looping rank's own stack
-    # the other rank, waiting in the all-reduce, prints where it is and answers
-    assert "mpigrad: rank 0 of 2 (rank 1's step_timeout fired): at step 4 in phase 'backward: sample-count" in err
-    assert "rank 0 at step 4 in 'backward: sample-count all-gather'" in err, err
 
 
 def test_a_slow_step_below_the_timeout_never_fires(tmp_path):
