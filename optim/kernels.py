@@ -115,19 +115,34 @@ def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_deca
         _sub(p, _mul(d, lr_s, out=t), out=p)
 
 
-def sum_of_squares(x, chunk=8192):
-    """sum(x**2) accumulated in float64, in fixed chunks so the result depends only on x.
+DOT_ROW = 8192  # elements per float64 partial sum: below OpenBLAS's dot threading threshold (10000)
+DOT_BLOCK_ROWS = 16  # rows converted to float64 per block (scripts/bench_optim.py --sum-of-squares)
 
-    Chunks of 8192 stay below OpenBLAS's threading threshold for dot (10000): no thread start-up
-    per chunk, and the same bits whatever the BLAS thread count.
+
+def sum_of_squares(x):
+    """sum(x**2) accumulated in float64: one ddot per 8192-element row, the row sums added in order.
+
+    The result depends only on x: each row's ddot runs on one thread whatever the BLAS thread
+    count, and the rows are added left to right in a Python float. np.vecdot runs the ddots of a
+    whole block of rows in one call; float32 input is converted block by block into a float64
+    buffer that stays in cache (float32 squares summed in float32 would lose precision or overflow).
     """
     x = x.reshape(-1)
-    work = None if x.dtype == np.float64 else np.empty(min(chunk, x.size), np.float64)
-    total = 0.0
-    for lo, hi in _chunks(x.size, chunk):
-        w = x[lo:hi]
-        if work is not None:
+    n_rows, tail = divmod(x.size, DOT_ROW)
+    sums = np.empty(n_rows + (tail > 0), np.float64)
+    if x.dtype == np.float64:
+        rows = x[:n_rows * DOT_ROW].reshape(n_rows, DOT_ROW)
+        np.vecdot(rows, rows, out=sums[:n_rows])
+    elif n_rows:
+        work = np.empty((min(DOT_BLOCK_ROWS, n_rows), DOT_ROW), np.float64)
+        for lo, hi in _chunks(n_rows, DOT_BLOCK_ROWS):
             w = work[:hi - lo]
-            np.copyto(w, x[lo:hi])
-        total += float(np.dot(w, w))
+            np.copyto(w, x[lo * DOT_ROW:hi * DOT_ROW].reshape(hi - lo, DOT_ROW))
+            np.vecdot(w, w, out=sums[lo:hi])
+    if tail:
+        w = x[n_rows * DOT_ROW:].astype(np.float64, copy=False)
+        sums[n_rows] = np.dot(w, w)
+    total = 0.0
+    for s in sums.tolist():
+        total += s
     return total

@@ -1,6 +1,11 @@
 """Adam.step over 10M float32 parameters (10 tensors of 1M), one thread, variants side by side.
 
     .venv/bin/python scripts/bench_optim.py [--reps 15]
+    .venv/bin/python scripts/bench_optim.py --ref-mlp [--reps 41]
+
+--ref-mlp times the kernels alone on one flat float32 buffer of REF-MLP's size (1.86 M, the
+model of bench_dp.py): sum_of_squares beside the plain loop it replaced, and Adam with weight
+decay beside torch's fused Adam on one tensor of the same size.
 
 Compares mpigrad's per-parameter path, its flat path, the kernel on one flat buffer with
 several chunk sizes (including no chunking), and torch.optim.Adam (default and fused=True)
@@ -19,11 +24,12 @@ import ctypes  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mpigrad.autograd import Variable  # noqa: E402
-from mpigrad.optim import Adam, Scratch, adam_update, flatten_parameters  # noqa: E402
+from mpigrad.optim import Adam, Scratch, adam_update, flatten_parameters, sum_of_squares  # noqa: E402
 from mpigrad.optim.kernels import CHUNK_BYTES  # noqa: E402
 from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
 
 N_TENSORS, SIZE = 10, 1_000_000
+REF_MLP = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 10 * 1024 + 10
 
 
 def keep_freed_memory():
@@ -91,11 +97,56 @@ def torch_variants():
     return {"torch default": default.step, "torch fused": fused.step}
 
 
+def chunked_sum_of_squares(x, row=8192):
+    """sum_of_squares before np.vecdot: one copy and one np.dot per 8192-element chunk."""
+    work, total = np.empty(row, np.float64), 0.0
+    for lo in range(0, x.size, row):
+        w = work[:min(row, x.size - lo)]
+        np.copyto(w, x[lo:lo + row])
+        total += float(np.dot(w, w))
+    return total
+
+
+def ref_mlp_variants():
+    rng = np.random.default_rng(6)
+    p, g, m, v = (rng.standard_normal(REF_MLP, dtype=np.float32) for _ in range(4))
+    v = np.abs(v)
+    scratch = Scratch()
+    variants = {
+        "sum_of_squares chunked np.dot": lambda: chunked_sum_of_squares(g),
+        "sum_of_squares": lambda: sum_of_squares(g),
+        "adam_update wd": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
+                                              scratch=scratch),
+    }
+    try:
+        import torch
+    except ImportError:
+        return variants
+    torch.set_num_threads(1)
+    q = torch.nn.Parameter(torch.from_numpy(p.copy()))
+    q.grad = torch.from_numpy(g.copy())
+    fused = torch.optim.Adam([q], lr=1e-3, weight_decay=1e-4, fused=True)
+    variants["torch fused Adam wd"] = fused.step
+    return variants
+
+
+def main_ref_mlp(reps):
+    ms = interleaved_medians(ref_mlp_variants(), reps, warmup=2)
+    print(f"kernels on {REF_MLP} float32, 1 thread, median of {reps} interleaved rounds")
+    for name, t in ms.items():
+        print(f"  {name:32s} {t:8.3f} ms")
+    if "torch fused Adam wd" in ms:
+        print(f"  adam_update wd / torch fused Adam wd: {ms['adam_update wd'] / ms['torch fused Adam wd']:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--only", nargs="*", help="run only variants whose name contains one of these")
+    parser.add_argument("--ref-mlp", action="store_true", help="the kernels alone at REF-MLP's size")
     args = parser.parse_args()
+    if args.ref_mlp:
+        return main_ref_mlp(args.reps)
     tuned = keep_freed_memory()
     torch_rows = torch_variants()
     variants = {**numpy_variants(), **torch_rows}
