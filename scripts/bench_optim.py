@@ -117,6 +117,11 @@ def ref_mlp_variants():
         "sum_of_squares": lambda: sum_of_squares(g),
         "adam_update wd": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
                                               scratch=scratch),
+        # clip_grad_norm's separate pass then the update, against the scale folded into the update
+        "clip pass + adam_update wd": lambda: (np.multiply(g, 0.9999, out=g), adam_update(
+            p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4, scratch=scratch)),
+        "adam_update wd grad_scale": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
+                                                         grad_scale=0.9999, scratch=scratch),
     }
     try:
         import torch
