@@ -95,20 +95,21 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
         data.dtype, beta1, beta2, lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root), float(eps) / root,
         wd, 1.0 - lr * wd)
     scale = _grad_scale("adam_update", grad, grad_scale)
-    tmp, g_wd = (scratch or Scratch()).get(data.dtype, 2)
-    # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled, +1 for a grad scale), all in
-    # L2 but the first touches
+    tmp, own = (scratch or Scratch()).get(data.dtype, 2)
+    # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled, +1 for a grad scale), only the
+    # first touch of each array streams from memory. `out` is positional: no keyword parsing.
     for lo, hi in _chunks(data.size, len(tmp)):
-        p, g, mm, vv, t = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo]
-        g = _scaled_grad(g, scale, g_wd[:hi - lo])
+        p, g, mm, vv, t, g_own = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo], own[:hi - lo]
+        g = _scaled_grad(g, scale, g_own)
+        if wd and not decoupled:
+            g = _add(_mul(p, wd_s, t), g, g_own)
+        _add(_mul(mm, b1, mm), g, mm)
+        _add(_mul(vv, b2, vv), _mul(g, g, g_own), vv)  # g is dead after this: square it in place when ours
+        _add(_sqrt(vv, t), eps_hat, t)
+        _mul(_div(mm, t, t), step_size, t)
         if wd and decoupled:
-            _mul(p, decay, out=p)
-        elif wd:
-            g = _add(_mul(p, wd_s, out=t), g, out=g_wd[:hi - lo])
-        _add(_mul(mm, b1, out=mm), g, out=mm)
-        _add(_mul(vv, b2, out=vv), _mul(g, g, out=t), out=vv)
-        _add(_sqrt(vv, out=t), eps_hat, out=t)
-        _sub(p, _mul(_div(mm, t, out=t), step_size, out=t), out=p)
+            _mul(p, decay, p)  # AdamW's decay next to the update: p is read from memory once
+        _sub(p, t, p)
 
 
 def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0,

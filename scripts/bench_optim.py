@@ -4,8 +4,9 @@
     .venv/bin/python scripts/bench_optim.py --ref-mlp [--reps 41]
 
 --ref-mlp times the kernels alone on one flat float32 buffer of REF-MLP's size (1.86 M, the
-model of bench_dp.py): sum_of_squares beside the plain loop it replaced, and Adam with weight
-decay beside torch's fused Adam on one tensor of the same size.
+model of bench_dp.py): sum_of_squares beside the plain loop it replaced, Adam with weight decay
+beside its previous chunk loop, other chunk sizes and torch's fused Adam on one tensor of the
+same size.
 
 Compares mpigrad's per-parameter path, its flat path, the kernel on one flat buffer with
 several chunk sizes (including no chunking), and torch.optim.Adam (default and fused=True)
@@ -20,6 +21,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ctypes  # noqa: E402
+import math  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -107,6 +110,24 @@ def chunked_sum_of_squares(x, row=8192):
     return total
 
 
+def previous_adam_update(data, grad, m_sum, v_sum, *, step, lr, weight_decay, scratch,
+                         beta1=0.9, beta2=0.999, eps=1e-8):
+    """adam_update with classical L2 decay as it was before its chunk loop was reordered (same bits)."""
+    mul, add, sub, div, sqrt = np.multiply, np.add, np.subtract, np.divide, np.sqrt
+    root = math.sqrt((1.0 - beta2) / (1.0 - beta2 ** step))
+    b1, b2, step_size, eps_hat, wd_s = (np.array(x, data.dtype) for x in (
+        beta1, beta2, lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root), eps / root, weight_decay))
+    tmp, g_wd = scratch.get(data.dtype, 2)
+    for lo in range(0, data.size, len(tmp)):
+        hi = min(lo + len(tmp), data.size)
+        p, g, mm, vv, t = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo]
+        g = add(mul(p, wd_s, out=g_wd[:hi - lo]), g, out=g_wd[:hi - lo])
+        add(mul(mm, b1, out=mm), g, out=mm)
+        add(mul(vv, b2, out=vv), mul(g, g, out=t), out=vv)
+        add(sqrt(vv, out=t), eps_hat, out=t)
+        sub(p, mul(div(mm, t, out=t), step_size, out=t), out=p)
+
+
 def ref_mlp_variants():
     rng = np.random.default_rng(6)
     p, g, m, v = (rng.standard_normal(REF_MLP, dtype=np.float32) for _ in range(4))
@@ -115,6 +136,8 @@ def ref_mlp_variants():
     variants = {
         "sum_of_squares chunked np.dot": lambda: chunked_sum_of_squares(g),
         "sum_of_squares": lambda: sum_of_squares(g),
+        "adam_update wd previous loop": lambda: previous_adam_update(p, g, m, v, step=10, lr=1e-3,
+                                                                     weight_decay=1e-4, scratch=scratch),
         "adam_update wd": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
                                               scratch=scratch),
         # clip_grad_norm's separate pass then the update, against the scale folded into the update
@@ -123,6 +146,9 @@ def ref_mlp_variants():
         "adam_update wd grad_scale": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
                                                          grad_scale=0.9999, scratch=scratch),
     }
+    for kb in (64, 128, 512, 1024):
+        variants[f"adam_update wd chunk {kb} KB"] = partial(
+            adam_update, p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4, scratch=Scratch(kb * 1024))
     try:
         import torch
     except ImportError:
@@ -137,11 +163,14 @@ def ref_mlp_variants():
 
 def main_ref_mlp(reps):
     ms = interleaved_medians(ref_mlp_variants(), reps, warmup=2)
-    print(f"kernels on {REF_MLP} float32, 1 thread, median of {reps} interleaved rounds")
+    print(f"kernels on {REF_MLP} float32, 1 thread, median of {reps} interleaved rounds "
+          f"(default chunk {CHUNK_BYTES // 1024} KB)")
     for name, t in ms.items():
         print(f"  {name:32s} {t:8.3f} ms")
+    print(f"  adam_update wd / previous loop: {ms['adam_update wd'] / ms['adam_update wd previous loop']:.3f}")
     if "torch fused Adam wd" in ms:
-        print(f"  adam_update wd / torch fused Adam wd: {ms['adam_update wd'] / ms['torch fused Adam wd']:.2f}")
+        for name in ("adam_update wd previous loop", "adam_update wd"):
+            print(f"  {name} / torch fused Adam wd: {ms[name] / ms['torch fused Adam wd']:.2f}")
 
 
 def main():

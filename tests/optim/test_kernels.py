@@ -127,3 +127,36 @@ def test_grad_scale_must_be_real(bad):
         adam_update(x, x.copy(), x.copy(), x.copy(), step=1, lr=0.1, grad_scale=bad)
     with pytest.raises(ValueError, match=r"sgd_update: grad_scale=.* must be a real number"):
         sgd_update(x, x.copy(), None, lr=0.1, grad_scale=bad)
+
+
+# ---- adam_update: bitwise the documented maths written as whole-array numpy expressions
+
+def reference_adam(p, g, m_sum, v_sum, *, step, lr, weight_decay, decoupled, grad_scale,
+                   beta1=0.9, beta2=0.999, eps=1e-8):
+    """kernels.adam_update's docstring, one whole-array operation at a time (NEP 50 scalars)."""
+    f = p.dtype.type
+    g = np.multiply(g, grad_scale)
+    if weight_decay and not decoupled:
+        g = p * f(weight_decay) + g
+    root = math.sqrt((1.0 - beta2) / (1.0 - beta2 ** step))
+    step_size = lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root)
+    m_sum[...] = m_sum * f(beta1) + g
+    v_sum[...] = v_sum * f(beta2) + g * g
+    update = m_sum / (np.sqrt(v_sum) + f(eps / root)) * f(step_size)
+    if weight_decay and decoupled:
+        p[...] = p * f(1.0 - lr * weight_decay)
+    p[...] = p - update
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(weight_decay=0.0, decoupled=False), dict(weight_decay=0.1, decoupled=False),
+                                dict(weight_decay=0.1, decoupled=True)])
+@pytest.mark.parametrize("grad_scale", [1.0, 0.3183098861837907])
+def test_adam_update_is_bitwise_the_documented_maths(dtype, kw, grad_scale):
+    ref, got = state(dtype, 3, 2), state(dtype, 3, 2)
+    for step in (1, 2, 3):
+        reference_adam(ref[0], ref[1], *ref[2], step=step, lr=1e-2, grad_scale=grad_scale, **kw)
+        adam_update(got[0], got[1], *got[2], step=step, lr=1e-2, grad_scale=grad_scale,
+                    scratch=Scratch(4096 * np.dtype(dtype).itemsize), **kw)
+    for a, b in zip([ref[0], *ref[2]], [got[0], *got[2]]):
+        assert_bitwise(a, b)
