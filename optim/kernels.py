@@ -142,6 +142,18 @@ DOT_ROW = 8192  # elements per float64 partial sum: below OpenBLAS's dot threadi
 DOT_BLOCK_ROWS = 16  # rows converted to float64 per block (scripts/bench_optim.py --sum-of-squares)
 
 
+_vecdot = getattr(np, "vecdot", None)  # numpy >= 2.0
+
+
+def _row_dots(rows, out):
+    """out[i] = rows[i] . rows[i], one ddot per row: in one np.vecdot call, or a loop before numpy 2."""
+    if _vecdot is not None:
+        _vecdot(rows, rows, out=out)
+    else:
+        for i, row in enumerate(rows):
+            out[i] = np.dot(row, row)
+
+
 def sum_of_squares(x):
     """sum(x**2) accumulated in float64: one ddot per 8192-element row, the row sums added in order.
 
@@ -154,14 +166,13 @@ def sum_of_squares(x):
     n_rows, tail = divmod(x.size, DOT_ROW)
     sums = np.empty(n_rows + (tail > 0), np.float64)
     if x.dtype == np.float64:
-        rows = x[:n_rows * DOT_ROW].reshape(n_rows, DOT_ROW)
-        np.vecdot(rows, rows, out=sums[:n_rows])
+        _row_dots(x[:n_rows * DOT_ROW].reshape(n_rows, DOT_ROW), sums[:n_rows])
     elif n_rows:
         work = np.empty((min(DOT_BLOCK_ROWS, n_rows), DOT_ROW), np.float64)
         for lo, hi in _chunks(n_rows, DOT_BLOCK_ROWS):
             w = work[:hi - lo]
             np.copyto(w, x[lo * DOT_ROW:hi * DOT_ROW].reshape(hi - lo, DOT_ROW))
-            np.vecdot(w, w, out=sums[lo:hi])
+            _row_dots(w, sums[lo:hi])
     if tail:
         w = x[n_rows * DOT_ROW:].astype(np.float64, copy=False)
         sums[n_rows] = np.dot(w, w)

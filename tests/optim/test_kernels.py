@@ -160,3 +160,12 @@ def test_adam_update_is_bitwise_the_documented_maths(dtype, kw, grad_scale):
                     scratch=Scratch(4096 * np.dtype(dtype).itemsize), **kw)
     for a, b in zip([ref[0], *ref[2]], [got[0], *got[2]]):
         assert_bitwise(a, b)
+
+
+def test_sum_of_squares_without_vecdot_gives_the_same_bits(monkeypatch):
+    from mpigrad.optim import kernels
+    x = np.random.default_rng(4).standard_normal(SIZES[-1]).astype(np.float32)
+    expected = reference_sum_of_squares(x)
+    monkeypatch.setattr(kernels, "_vecdot", None)  # numpy < 2.0
+    assert sum_of_squares(x) == expected and sum_of_squares(x.astype(np.float64)) == reference_sum_of_squares(
+        x.astype(np.float64))
