@@ -61,7 +61,7 @@ def _check(name, data, **others):
 
 
 def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0, decoupled=False, scratch=None):
+                weight_decay=0.0, decoupled=False, grad_scale=1.0, scratch=None):
     """One Adam step in place: p <- p - lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 
     The state is kept undivided, m_sum = m/(1-b1) and v_sum = v/(1-b2), so the moments take two
@@ -78,10 +78,13 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
     b1, b2, step_size, eps_hat, wd_s, decay = _scalars(
         data.dtype, beta1, beta2, lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root), float(eps) / root,
         wd, 1.0 - lr * wd)
-    tmp, g_wd = (scratch or Scratch()).get(data.dtype, 2)
+    tmp, g_wd, g_sc = (scratch or Scratch()).get(data.dtype, 3)
+    scale = _scalars(data.dtype, grad_scale)[0] if grad_scale != 1.0 else None
     # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled), all in L2 but the first touches
     for lo, hi in _chunks(data.size, len(tmp)):
         p, g, mm, vv, t = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo]
+        if scale is not None:
+            g = _mul(g, scale, out=g_sc[:hi - lo])
         if wd and decoupled:
             _mul(p, decay, out=p)
         elif wd:
@@ -93,7 +96,7 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
 
 
 def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
-               scratch=None):
+               grad_scale=1.0, scratch=None):
     """One SGD step in place (PyTorch): g <- g + wd p; b <- mu b + g; d = g + mu b if nesterov else b; p <- p - lr d.
 
     With momentum 0, `buf` may be None and d = g. `grad` itself is not modified.
@@ -101,9 +104,12 @@ def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_deca
     _check("sgd_update", data, grad=grad, buf=buf)
     mu, wd = float(momentum), float(weight_decay)
     lr_s, mu_s, wd_s = _scalars(data.dtype, lr, mu, wd)
-    tmp, g_wd = (scratch or Scratch()).get(data.dtype, 2)
+    tmp, g_wd, g_sc = (scratch or Scratch()).get(data.dtype, 3)
+    scale = _scalars(data.dtype, grad_scale)[0] if grad_scale != 1.0 else None
     for lo, hi in _chunks(data.size, len(tmp)):
         p, g, t = data[lo:hi], grad[lo:hi], tmp[:hi - lo]
+        if scale is not None:
+            g = _mul(g, scale, out=g_sc[:hi - lo])
         if wd:
             g = _add(_mul(p, wd_s, out=g_wd[:hi - lo]), g, out=g_wd[:hi - lo])
         d = g
