@@ -115,8 +115,9 @@ class Optimizer:
         data = p.data
         contiguous = data.flags.c_contiguous
         flat = (data if contiguous else np.ascontiguousarray(data)).reshape(-1)
-        grad = np.ascontiguousarray(p.grad, dtype=data.dtype).reshape(-1)
-        self._update(flat, grad, state, step)
+        scale = owed_scale([p])  # folded in, never applied to the buffer: a ZeRO piece's buffer is its parameter's
+        grad = np.ascontiguousarray(p.grad_buffer, dtype=data.dtype).reshape(-1)
+        self._update(flat, grad, state, step, scale)
         if not contiguous:  # the update went to a copy
             data[...] = flat.reshape(data.shape)
 
