@@ -40,7 +40,7 @@ def queue_callback(fn):
 class Variable:
     """A numpy array that remembers the op that made it, so gradients can flow back."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_op", "_hooks")
+    __slots__ = ("data", "_grad", "_grad_due", "requires_grad", "name", "_parents", "_backward", "_op", "_hooks")
     __array_ufunc__ = None  # ndarray <op> Variable defers to Variable's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None):
@@ -48,7 +48,7 @@ class Variable:
         if requires_grad and not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"Variable(requires_grad=True) needs floating-point data, got dtype {array.dtype}")
         self.data = array
-        self.grad = None
+        self._grad, self._grad_due = None, None
         self.requires_grad = bool(requires_grad)
         self.name = name
         self._parents = ()
@@ -77,6 +77,43 @@ class Variable:
     def detach(self):
         """The same values with no graph behind them (shares memory with self.data)."""
         return Variable(self.data)
+
+    @property
+    def grad(self):
+        """d(output)/d(self) accumulated by backward (None before any); a deferred zero or scale is applied first."""
+        if self._grad_due is not None:
+            self._apply_due()
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad, self._grad_due = value, None
+
+    @property
+    def grad_buffer(self):
+        """The array behind .grad as it is stored: a deferred zero or scale not yet applied."""
+        return self._grad
+
+    @property
+    def grad_due(self):
+        """The factor .grad still owes its buffer: None (nothing), 0.0 (a zero_grad) or a clip scale."""
+        return self._grad_due
+
+    def defer_grad(self, factor):
+        """.grad reads as factor * its buffer from now on; the buffer is changed only when .grad is read
+        (or never, when backward overwrites a deferred zero or an optimizer folds the factor into its step)."""
+        if self._grad is None or (factor == 0.0 and self._grad_due == 0.0):
+            return
+        if self._grad_due is not None:
+            self._apply_due()
+        self._grad_due = float(factor)
+
+    def _apply_due(self):
+        due, self._grad_due = self._grad_due, None
+        if due == 0.0:
+            self._grad.fill(0)
+        else:
+            np.multiply(self._grad, due, out=self._grad)
 
     @property
     def is_leaf(self):
@@ -219,9 +256,12 @@ def _collect(parent, pgrad, grads, owned, exclusive):
 
 def _accumulate_leaf(leaf, grad, owned):
     if grad is not None:
-        if leaf.grad is None:
+        if leaf._grad is None:
             # a buffer the pass allocated is handed over; anything else may be a view or shared
             leaf.grad = grad if owned else np.array(grad, dtype=leaf.dtype)
+        elif leaf._grad_due == 0.0:  # zeroed by a deferred zero_grad: write instead of add (no zeroing pass)
+            np.copyto(leaf._grad, grad)
+            leaf._grad_due = None
         else:
             leaf.grad += grad  # in place: the runtime's .grad may be a view into a flat buffer
     for hook in leaf._hooks or ():
@@ -231,7 +271,7 @@ def _accumulate_leaf(leaf, grad, owned):
 def make_result(data, parents, backward, op):
     """The output of an op; the graph is recorded only when a parent needs a gradient."""
     out = Variable.__new__(Variable)
-    out.data, out.grad, out.name, out._op, out._hooks = data, None, None, op, None
+    out.data, out._grad, out._grad_due, out.name, out._op, out._hooks = data, None, None, None, op, None
     needed = False
     if _grad_enabled:
         for p in parents:
@@ -247,7 +287,7 @@ def make_result(data, parents, backward, op):
 def constant(array):
     """A Variable around a numpy array that needs no gradient (no checks: the caller made the array)."""
     out = Variable.__new__(Variable)
-    out.data, out.grad, out.requires_grad, out.name = array, None, False, None
+    out.data, out._grad, out._grad_due, out.requires_grad, out.name = array, None, None, False, None
     out._parents, out._backward, out._op, out._hooks = (), None, None, None
     return out
 

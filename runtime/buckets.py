@@ -14,6 +14,8 @@ import numpy as np
 
 from mpigrad.optim.kernels import sum_of_squares
 
+from .zero import shard_bounds
+
 DEFAULT_BUCKET_MB = 4.0
 
 
@@ -22,10 +24,11 @@ class Bucket:
     """grad[lo:hi] of one flat group: the gradients of params whose slices lie in that range."""
 
     grad: np.ndarray  # the view to reduce
-    param_ids: frozenset
+    params: tuple
     pending: int = 0
     request: object = None
-    sum_sq: float = None  # float64 sum of squares of the reduced gradients, once they are in
+    sum_sq: float = None  # float64 sum of squares of this rank's slice of the reduced gradients, once in
+    norm_slice: tuple = (0, 0)  # [lo, hi) of the bucket whose squares this rank sums
 
 
 def make_buckets(groups, bucket_bytes):
@@ -36,12 +39,12 @@ def make_buckets(groups, bucket_bytes):
         end, members = None, []
         for p, (lo, hi) in reversed(list(zip(group.params, group.offsets))):
             if members and (end - lo) * group.dtype.itemsize > bucket_bytes:
-                buckets.append(Bucket(group.grad[start:end], frozenset(map(id, members))))
+                buckets.append(Bucket(group.grad[start:end], tuple(members)))
                 end, members = None, []
             end = hi if end is None else end
             start = lo
             members.append(p)
-        buckets.append(Bucket(group.grad[start:end], frozenset(map(id, members))))
+        buckets.append(Bucket(group.grad[start:end], tuple(members)))
     return buckets
 
 
@@ -56,7 +59,10 @@ class BucketReducer:
         # backward finishes the last layers first, so buckets are cut from the end of the buffers:
         # a bucket never waits for a gradient that backward computes much later than its others
         self.buckets = make_buckets(groups, int(mb * 2**20))
-        self._bucket_of = {pid: b for b in self.buckets for pid in b.param_ids}
+        self._bucket_of = {id(p): b for b in self.buckets for p in b.params}
+        for b in self.buckets:
+            counts, displs = shard_bounds(b.grad.size, comm.size)
+            b.norm_slice = (displs[comm.rank], displs[comm.rank] + counts[comm.rank])
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
         self.comm_time = 0.0
@@ -66,7 +72,7 @@ class BucketReducer:
         self._weight = weight
         self._next = 0
         for b in self.buckets:
-            b.pending, b.request, b.sum_sq = len(b.param_ids), None, None
+            b.pending, b.request, b.sum_sq = len(b.params), None, None
 
     def grad_ready(self, param):
         bucket = self._bucket_of[id(param)]
@@ -82,6 +88,8 @@ class BucketReducer:
                 self._done(b)
 
     def _launch(self, bucket):
+        for p in bucket.params:
+            p.grad  # noqa: B018  (a deferred zero_grad of a param no gradient reached here is applied)
         if self._weight != 1.0:
             bucket.grad *= bucket.grad.dtype.type(self._weight)
         bucket.request = self.comm.Iallreduce(bucket.grad)
@@ -108,12 +116,21 @@ class BucketReducer:
         self.comm.blocked_time += self.comm_time
 
     def _done(self, bucket):
-        """The bucket's average is in: take its share of the global norm while it is hot in cache."""
+        """The bucket's average is in: take this rank's share of the global norm (its 1/P slice of the
+        bucket) while the bucket is hot in cache; the ranks' shares are exchanged once per step."""
         bucket.request = None
-        bucket.sum_sq = sum_of_squares(bucket.grad)
+        lo, hi = bucket.norm_slice
+        bucket.sum_sq = sum_of_squares(bucket.grad[lo:hi])
 
     def sum_of_squares(self):
-        """Sum over buckets, in launch order, of each one's float64 sum of squares (None before a pass ends)."""
-        if any(b.sum_sq is None for b in self.buckets):
-            return None
-        return sum(b.sum_sq for b in self.buckets)
+        """Sum over buckets in launch order, and within a bucket over ranks in rank order, of the
+        float64 sums of squares of the slices: the same value on every rank (collective after a
+        synchronising pass; None at world 1 before a pass ends)."""
+        mine = [b.sum_sq for b in self.buckets]
+        if self.comm.size == 1:
+            return None if None in mine else sum(mine)
+        count, size = len(mine), self.comm.size
+        shares = np.zeros(count * size)
+        shares[self.comm.rank * count:(self.comm.rank + 1) * count] = mine
+        self.comm.Allgatherv_in_place(shares, [count] * size, [r * count for r in range(size)])
+        return sum(shares.reshape(size, count).sum(axis=0).tolist())

@@ -216,6 +216,8 @@ class DataParallel:
         all-reduce completed (no pass over the gradients after backward); else it reads the buffers."""
         total = self._norm_sq
         if total is None:
+            for p in self._params:
+                p.grad  # noqa: B018  (applies a deferred zero or clip before the buffers are read)
             total = sum(sum_of_squares(g.grad) for g in self.groups)
         return math.sqrt(total)
 

@@ -66,6 +66,7 @@ class TreeReducer:
         self._first = 0 if micro_batches is None else comm.rank * (micro_batches // comm.size)
         self._stack = []
         self._count = 0
+        self._buffers = {}
         self.comm_time = 0.0
 
     def micro_batch_done(self):
@@ -147,16 +148,9 @@ class TreeReducer:
         one node. The merge is elementwise, so chunking leaves the bits of the whole merge."""
         size, rank = self.comm.size, self.comm.rank
         counts, displs = shard_bounds(group.size, size)
-        send = np.zeros(len(mine) * group.size, group.dtype)
-        for q in range(size):  # to rank q: chunk q of each of my nodes, node after node
-            block = send[len(mine) * displs[q]:len(mine) * (displs[q] + counts[q])].reshape(len(mine), counts[q])
-            for k, arrays in enumerate(mine):
-                for (lo, hi), a in zip(group.offsets, arrays):
-                    s, e = max(lo, displs[q]), min(hi, displs[q] + counts[q])
-                    if a is not None and s < e:
-                        block[k, s - displs[q]:e - displs[q]] = a.reshape(-1)[s - lo:e - lo]
+        send = self._send_buffer(group, mine, counts, displs)
         nodes_of = [len(meta) for meta in metas]
-        received = np.empty(sum(nodes_of) * counts[rank], group.dtype)
+        received = self._buffer(("recv", id(group)), sum(nodes_of) * counts[rank], group.dtype)
         self.comm.Alltoallv(send, [n * c for n, c in zip([len(mine)] * size, counts)],
                             [len(mine) * d for d in displs], received, [n * counts[rank] for n in nodes_of],
                             [sum(nodes_of[:r]) * counts[rank] for r in range(size)])
@@ -167,6 +161,33 @@ class TreeReducer:
         chunk = group.grad[displs[rank]:displs[rank] + counts[rank]]
         np.divide(fold(stack)[0], total_samples, out=chunk)
         self.comm.Allgatherv_in_place(group.grad, counts, displs)
+
+    def _send_buffer(self, group, mine, counts, displs):
+        """Chunk q of each of my nodes, node after node, for every rank q in turn. One node held in the
+        flat buffer itself (the usual case: the first micro-batch is the tree's left spine) is sent
+        from there with no copy."""
+        if len(mine) == 1 and all(a is v for a, v in zip(mine[0], group.grad_views)):
+            return group.grad
+        send = self._buffer(("send", id(group)), len(mine) * group.size, group.dtype)
+        for q in range(self.comm.size):
+            block = send[len(mine) * displs[q]:len(mine) * (displs[q] + counts[q])].reshape(len(mine), counts[q])
+            for k, arrays in enumerate(mine):
+                for (lo, hi), a in zip(group.offsets, arrays):
+                    s, e = max(lo, displs[q]), min(hi, displs[q] + counts[q])
+                    if s < e:
+                        part = block[k, s - displs[q]:e - displs[q]]
+                        if a is None:
+                            part.fill(0)
+                        else:
+                            part[...] = a.reshape(-1)[s - lo:e - lo]
+        return send
+
+    def _buffer(self, key, count, dtype):
+        """A work buffer kept across steps (a fresh large array page-faults on every step)."""
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.size != count or buffer.dtype != dtype:
+            buffer = self._buffers[key] = np.empty(count, dtype)
+        return buffer
 
     def _check_counts(self, counts):
         if len(set(counts)) != 1:

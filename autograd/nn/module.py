@@ -83,10 +83,12 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
-        """Fill existing .grad buffers with zeros in place (they may be views the runtime owns)."""
+        """Every existing .grad reads as zeros, in its own buffer (they may be views the runtime owns).
+
+        Deferred (Variable.defer_grad): the next backward writes its gradient over the buffer
+        instead of adding to it, so no pass over memory is spent on zeros."""
         for p in self.parameters():
-            if p.grad is not None:
-                p.grad[...] = 0
+            p.defer_grad(0.0)
 
     def train(self, mode=True):
         """Set .training on self and every submodule (Dropout reads it); returns self."""

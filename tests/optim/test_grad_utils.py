@@ -30,7 +30,9 @@ def test_zero_grad_on_flat_buffers_keeps_views():
         p.grad = np.ones_like(p.data)
     group, = flatten_parameters(params)
     Adam(params).zero_grad()
-    assert group.is_intact() and not group.grad.any()
+    assert group.is_intact()
+    assert all(p.grad is v and not p.grad.any() for p, v in zip(params, group.grad_views))
+    assert not group.grad.any()  # every view was read: the deferred zero has been applied to all
 
 
 def test_grad_norm_is_global_l2_and_skips_none():

@@ -15,7 +15,7 @@ def _params(*sizes, dtype=np.float32):
 def _layout(params, cap_bytes):
     groups = flatten_parameters(params)
     position = {id(p): i for i, p in enumerate(params)}
-    return groups, [sorted(position[i] for i in b.param_ids) for b in make_buckets(groups, cap_bytes)]
+    return groups, [sorted(position[id(p)] for p in b.params) for b in make_buckets(groups, cap_bytes)]
 
 
 def test_buckets_are_cut_from_the_end_and_never_exceed_the_cap():
