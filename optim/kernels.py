@@ -158,9 +158,26 @@ def sum_of_squares(x):
     """sum(x**2) accumulated in float64: one ddot per 8192-element row, the row sums added in order.
 
     The result depends only on x: each row's ddot runs on one thread whatever the BLAS thread
-    count, and the rows are added left to right in a Python float. np.vecdot runs the ddots of a
-    whole block of rows in one call; other dtypes are converted block by block into a 1 MB float64
-    buffer (float32 squares summed in float32 would lose precision or overflow).
+    count, and the rows are added left to right in a Python float (add_in_order).
+    """
+    return add_in_order(row_sums_of_squares(x))
+
+
+def add_in_order(values):
+    """Left-to-right float64 sum (Python's sum() of floats is compensated from 3.12: other bits)."""
+    total = 0.0
+    for v in np.asarray(values, np.float64).tolist():
+        total += v
+    return total
+
+
+def row_sums_of_squares(x):
+    """sum(row**2) in float64 for each 8192-element row of x (the last may be shorter).
+
+    A slice of x starting at a row boundary gives the same values for its rows, so ranks can
+    each take a share of the rows. np.vecdot runs the ddots of a whole block of rows in one call;
+    other dtypes are converted block by block into a 1 MB float64 buffer (float32 squares summed
+    in float32 would lose precision or overflow).
     """
     x = x.reshape(-1)
     n_rows, tail = divmod(x.size, DOT_ROW)
@@ -176,7 +193,4 @@ def sum_of_squares(x):
     if tail:
         w = x[n_rows * DOT_ROW:].astype(np.float64, copy=False)
         sums[n_rows] = np.dot(w, w)
-    total = 0.0
-    for s in sums.tolist():
-        total += s
-    return total
+    return sums

@@ -212,8 +212,9 @@ class DataParallel:
 
     def grad_norm(self):
         """sqrt(sum of squares of every .grad) as the last synchronising backward left them: the same
-        bits on every rank. The default mode sums per-bucket partials taken as each bucket's
-        all-reduce completed (no pass over the gradients after backward); else it reads the buffers."""
+        bits on every rank, computed with no pass over the gradients after backward: the default mode
+        sums per-bucket shares taken as each bucket's all-reduce completed, the deterministic mode
+        each rank's share of the rows (world-size independent); before any backward it reads the buffers."""
         total = self._norm_sq
         if total is None:
             for p in self._params:

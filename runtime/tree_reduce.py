@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from mpigrad.optim.kernels import DOT_ROW, add_in_order, row_sums_of_squares
+
 from .zero import shard_bounds
 
 
@@ -89,8 +91,19 @@ class TreeReducer:
         self._count += 1
 
     def sum_of_squares(self):
-        """None: DataParallel.grad_norm() takes the norm from the buffers."""
-        return None
+        """The float64 sum of squares of the merged gradients, bitwise what one process computes from
+        the buffers (world-size independent): each rank takes a share of the 8192-element rows, the
+        row sums are all-gathered and added in order (collective, after finish())."""
+        totals = []
+        for group in self.groups:
+            n_rows = -(-group.size // DOT_ROW)
+            counts, displs = shard_bounds(n_rows, self.comm.size)
+            lo, hi = displs[self.comm.rank], displs[self.comm.rank] + counts[self.comm.rank]
+            rows = np.empty(n_rows, np.float64)
+            rows[lo:hi] = row_sums_of_squares(group.grad[lo * DOT_ROW:hi * DOT_ROW])
+            self.comm.Allgatherv_in_place(rows, counts, displs)
+            totals.append(add_in_order(rows))
+        return sum(totals)
 
     def abandon(self):
         """A pass raised midway: the .grad become the flat views again (their values are undefined

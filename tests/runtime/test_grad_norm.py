@@ -40,3 +40,18 @@ def test_grad_norm_after_a_change_of_gradients_reads_them_again():
         loss_of(dp, x[mine], y[mine]).backward()  # a new forward: the last pass's partials no longer apply
     expected = np.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in dp.parameters()))
     assert_everywhere(abs(dp.grad_norm() - expected) <= 1e-12 * expected, "a stale norm was returned")
+
+
+def test_deterministic_norm_is_the_one_process_bits_from_shares_of_rows():
+    """Each rank sums the squares of a share of the 8192-element rows; the total must be bitwise what
+    one process computes from the buffers (so it cannot depend on the world size)."""
+    from mpigrad.optim import sum_of_squares
+
+    c = comm()
+    x, y = make_data(8, seed=43)
+    dp = DataParallel(make_model(sizes=(5, 300, 300, 3), dtype=np.float32), c, deterministic=True, micro_batches=c.size)
+    mine = shard(len(y), c.rank, c.size)
+    loss_of(dp, x[mine], y[mine]).backward()
+    rows = sum(-(-g.size // 8192) for g in dp.groups)
+    expected = np.sqrt(sum(sum_of_squares(g.grad) for g in dp.groups))
+    assert_everywhere(rows >= 4 and dp.grad_norm() == expected, f"{dp.grad_norm()!r} != {expected!r}")
