@@ -66,6 +66,7 @@ class BucketReducer:
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
         self.comm_time = 0.0
+        self.wait_started = 0.0
 
     def start_pass(self, weight):
         """First gradient of a synchronising pass: this rank's weight, the bucket counters reset."""
@@ -107,7 +108,7 @@ class BucketReducer:
         """Start what backward never touched (params without gradient), then wait for all."""
         while self._next < len(self.buckets):
             self._launch(self.buckets[self._next])
-        start = time.perf_counter()
+        start = self.wait_started = time.perf_counter()  # CLOCK_MONOTONIC: comparable across a node's ranks
         for b in self.buckets:
             if b.request is not None:
                 b.request.Wait()
