@@ -4,9 +4,10 @@ import contextlib
 
 import numpy as np
 
-from .grad_shapes import IndexGrad, unbroadcast
+from .grad_shapes import IndexGrad, ProductGrad, unbroadcast
 
 _grad_enabled = True
+_WRITTEN = object()  # a leaf's pending gradient that was written straight into its .grad buffer
 _pass_callbacks = None  # list while a backward pass runs, else None
 
 
@@ -203,8 +204,14 @@ def _propagate_all(root, seed, retain_graph):
             if not parent.requires_grad:
                 continue
             key = id(parent)
-            if parent_grads is not None and parent_grads[i] is not None:
-                _collect(parent, parent_grads[i], grads, owned, _exclusive(parent_grads[i], grad, parent_grads))
+            pgrad = None if parent_grads is None else parent_grads[i]
+            if type(pgrad) is ProductGrad:
+                if pending[key] == 1 and key not in grads and _write_into_leaf(parent, pgrad):
+                    grads[key] = _WRITTEN
+                else:
+                    _collect(parent, pgrad.value(), grads, owned, True)
+            elif pgrad is not None:
+                _collect(parent, pgrad, grads, owned, _exclusive(pgrad, grad, parent_grads))
             pending[key] -= 1
             if not pending[key] and not parent._parents:
                 _accumulate_leaf(parent, grads.pop(key, None), key in owned)
@@ -254,7 +261,17 @@ def _collect(parent, pgrad, grads, owned, exclusive):
         owned.add(key)
 
 
+def _write_into_leaf(leaf, product):
+    """A leaf's only gradient of the pass, owed over a deferred zero: computed into its buffer."""
+    if leaf._parents or leaf._grad is None or leaf._grad_due != 0.0 or not product.write_into(leaf._grad):
+        return False
+    leaf._grad_due = None
+    return True
+
+
 def _accumulate_leaf(leaf, grad, owned):
+    if grad is _WRITTEN:
+        grad = None  # already in the leaf's buffer
     if grad is not None:
         if leaf._grad is None:
             # a buffer the pass allocated is handed over; anything else may be a view or shared
