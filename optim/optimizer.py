@@ -115,6 +115,8 @@ class Optimizer:
         data = p.data
         contiguous = data.flags.c_contiguous
         flat = (data if contiguous else np.ascontiguousarray(data)).reshape(-1)
+        if p.grad_buffer.dtype != data.dtype:
+            p.grad  # noqa: B018  (an owed clip is applied in the gradient's own dtype, as an eager clip would)
         scale = owed_scale([p])  # folded in, never applied to the buffer: a ZeRO piece's buffer is its parameter's
         grad = np.ascontiguousarray(p.grad_buffer, dtype=data.dtype).reshape(-1)
         self._update(flat, grad, state, step, scale)

@@ -112,3 +112,16 @@ def test_module_zero_grad_is_deferred_too():
     model.zero_grad()
     assert all(p.grad_due == 0.0 for p in model.parameters())
     assert all(not p.grad.any() for p in model.parameters())
+
+
+def test_a_clip_owed_by_a_gradient_of_another_dtype_is_applied_in_that_dtype():
+    p, q = (Variable(np.ones(1000, np.float32), requires_grad=True) for _ in range(2))
+    for v in (p, q):
+        v.grad = np.random.default_rng(7).standard_normal(1000)  # float64 gradients of a float32 parameter
+    opt_p, opt_q = SGD([p], lr=0.1), SGD([q], lr=0.1)
+    opt_p.clip_grad_norm(0.1)
+    opt_q.clip_grad_norm(0.1)
+    q.grad  # noqa: B018  (q's clip applied eagerly, in float64)
+    opt_p.step()
+    opt_q.step()
+    assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
