@@ -103,9 +103,9 @@ class Variable:
     def defer_grad(self, factor):
         """.grad reads as factor * its buffer from now on; the buffer is changed only when .grad is read
         (or never, when backward overwrites a deferred zero or an optimizer folds the factor into its step)."""
-        if self._grad is None or (factor == 0.0 and self._grad_due == 0.0):
+        if self._grad is None:
             return
-        if self._grad_due is not None:
+        if factor != 0.0 and self._grad_due is not None:  # a zero needs nothing owed before it applied
             self._apply_due()
         self._grad_due = float(factor)
 

@@ -125,3 +125,17 @@ def test_a_clip_owed_by_a_gradient_of_another_dtype_is_applied_in_that_dtype():
     opt_p.step()
     opt_q.step()
     assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
+
+
+def test_zero_grad_after_a_folded_clip_makes_no_pass_over_the_buffer():
+    """clip, step, zero_grad is every clipped step: the clip still owed after step() is dropped by the
+    zero, never applied to a buffer that is about to be overwritten."""
+    p = Variable(np.ones(4, np.float32), requires_grad=True)
+    p.grad = np.array([3.0, 4.0, 0.0, 0.0], np.float32)
+    opt = SGD([p], lr=0.1)
+    opt.clip_grad_norm(1.0)
+    opt.step()
+    buffer = p.grad_buffer.copy()
+    opt.zero_grad()
+    assert p.grad_due == 0.0 and np.array_equal(p.grad_buffer, buffer)  # untouched until read or written
+    assert not p.grad.any()
