@@ -83,7 +83,7 @@ class Variable:
     def grad(self):
         """d(output)/d(self) accumulated by backward (None before any); a deferred zero or scale is applied first."""
         if self._grad_due is not None:
-            self._apply_due()
+            self.settle_grad()
         return self._grad
 
     @grad.setter
@@ -105,12 +105,15 @@ class Variable:
         (or never, when backward overwrites a deferred zero or an optimizer folds the factor into its step)."""
         if self._grad is None:
             return
-        if factor != 0.0 and self._grad_due is not None:  # a zero needs nothing owed before it applied
-            self._apply_due()
+        if factor != 0.0:  # a zero needs nothing owed before it applied
+            self.settle_grad()
         self._grad_due = float(factor)
 
-    def _apply_due(self):
+    def settle_grad(self):
+        """Apply what .grad owes (a deferred zero or scale) to its buffer now; nothing when it owes nothing."""
         due, self._grad_due = self._grad_due, None
+        if due is None:
+            return
         if due == 0.0:
             self._grad.fill(0)
         else:

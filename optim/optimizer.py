@@ -116,7 +116,7 @@ class Optimizer:
         contiguous = data.flags.c_contiguous
         flat = (data if contiguous else np.ascontiguousarray(data)).reshape(-1)
         if p.grad_buffer.dtype != data.dtype:
-            p.grad  # noqa: B018  (an owed clip is applied in the gradient's own dtype, as an eager clip would)
+            p.settle_grad()  # an owed clip is applied in the gradient's own dtype, as an eager clip would
         scale = owed_scale([p])  # folded in, never applied to the buffer: a ZeRO piece's buffer is its parameter's
         grad = np.ascontiguousarray(p.grad_buffer, dtype=data.dtype).reshape(-1)
         self._update(flat, grad, state, step, scale)
@@ -162,7 +162,7 @@ class Optimizer:
 
     def _grad_buffers(self):
         for p in self.params:
-            p.grad  # noqa: B018  (applies a deferred zero or scale)
+            p.settle_grad()
         for run in self._layout():
             grad = run.grad if run.data is not None else self.params[run.lo].grad
             if grad is not None:
@@ -257,7 +257,7 @@ def owed_scale(params):
     if len(dues) == 1 and 0.0 not in dues and None not in dues:
         return dues.pop()
     for p in params:
-        p.grad  # noqa: B018
+        p.settle_grad()
     return 1.0
 
 

@@ -218,7 +218,7 @@ class DataParallel:
         total = self._norm_sq
         if total is None:
             for p in self._params:
-                p.grad  # noqa: B018  (applies a deferred zero or clip before the buffers are read)
+                p.settle_grad()  # the buffers are read directly below
             total = sum(sum_of_squares(g.grad) for g in self.groups)
         return math.sqrt(total)
 
