@@ -3,6 +3,7 @@
 Each function takes what markdown_docs.py cut out of a page and returns problems, one line each.
 """
 
+import difflib
 import importlib
 import inspect
 import os
@@ -183,9 +184,11 @@ def check_setting(span):
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return []  # not a TOML value: prose or a message, not a setting
-    if key not in KEYS:
+    if key in KEYS:
+        return check_key_value(key, value, span.where)
+    if "_" in key or difflib.get_close_matches(key, KEYS, n=1, cutoff=0.8):  # x = 1 may be Python
         return [f"{span.where}: `{span.text}`: '{key}' is not a config key"]
-    return check_key_value(key, value, span.where)
+    return []
 
 
 def check_imports(block):
@@ -203,9 +206,9 @@ def page_problems(page, blocks, paragraphs):
     commands, problems = subcommands(), []
     for block in blocks:
         problems += check_toml(block) if block.lang == "toml" else []
-        problems += [p for line in md.shell_commands(block) for words in md.tokens(line)
-                     for p in check_command(words, block.where, commands)]
-        problems += check_paths(block.text, block.where) if block.lang not in ("text", "output") else []
+        lines = md.shell_commands(block)
+        problems += [p for line in lines for words in md.tokens(line) for p in check_command(words, block.where, commands)]
+        problems += check_paths(block.text if block.lang == "python" else "\n".join(lines), block.where)
         if block.lang == "python":
             problems += check_imports(block)
     for span in md.spans(page, paragraphs):

@@ -18,6 +18,10 @@ FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)
 SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 REPO_PATH = re.compile(r"(?:\./)?(?:autograd|optim|runtime|mpigrad|scripts|tests|examples|docs|\.ci)/[\w./-]*\w")
+COMMAND_WORDS = {"mpigrad", "mpiexec", "mpirun", "srun", "sbatch", "salloc", "python", "python3", "bash", "sh",
+                 "source", "cd", "export", "module", "pip", "timeout", "env", "time", "git", "ls", "cat", "echo",
+                 "mkdir", "cp", "ln", "rm", "nproc", "if", "then", "else", "elif", "fi", "for", "do", "done",
+                 "while", "set", "unset", "exit", "printf", "dot", "pytest", "conda", "uv"}
 NOT_SHELL = {"python", "py", "toml", "json", "text", "txt", "output", "console-output", "diff", "yaml", "ini"}
 
 
@@ -95,18 +99,27 @@ def links(paragraphs):
 
 
 def shell_commands(block):
-    """Each command line of a shell-like block, continuation lines joined, prompts dropped."""
+    """Each command line of a shell-like block, continuation lines joined.
+
+    With `$ ` prompts, only the prompted lines are commands (the rest is their output); without,
+    a block holding a line that does not start like a command is output, and has none."""
     if block.lang in NOT_SHELL:
         return []
-    commands, pending = [], ""
+    lines, pending = [], ""
     for line in block.text.splitlines():
         line = pending + line.strip()
-        if line.endswith("\\"):
-            pending = line[:-1] + " "
-            continue
-        pending = ""
-        commands.append(line[2:] if line.startswith("$ ") else line)
-    return commands
+        pending = line[:-1] + " " if line.endswith("\\") else ""
+        if not pending and line:
+            lines.append(line)
+    prompted = [line[2:] for line in lines if line.startswith("$ ")]
+    if prompted:
+        return prompted
+    return lines if all(_starts_like_a_command(line) for line in lines) else []
+
+
+def _starts_like_a_command(line):
+    first = line.split()[0]
+    return first.startswith("#") or "/" in first or "=" in first or first in COMMAND_WORDS
 
 
 def tokens(command):

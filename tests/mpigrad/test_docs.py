@@ -109,7 +109,7 @@ def test_configuration_page_holds_the_generated_table():
     ("Run `mpigrad trian --out x`.\n", "no such subcommand"),
     ("```\nmpiexec -n 2 mpigrad train --set stepz=5\n```\n", "not a config key"),
     ("Set `nonfinite = \"maybe\"`.\n", "must be one of"),
-    ("Set `stepz = 5`.\n", "not a config key"),
+    ("Set `stepz = 5` and `log_evry = 5`.\n", "not a config key"),
     ("See `scripts/no_such_script.py` and `test_no_such.py`.\n", "no such file"),
     ("```\npython examples/train_mlp.py --no-such-option\n```\n", "no such option"),
     ("Call `mpigrad.runtime.no_such_name`.\n", "does not resolve"),
@@ -129,3 +129,12 @@ def test_an_excerpt_that_left_its_file_is_caught():
     block = md.Block(md.ROOT / "README.md", 1, "python", "opt.step()\nno_such_line()\n",
                      ("excerpt", "examples/train_mlp.py"))
     assert "no_such_line()" in excerpt_problems(block)[0]
+
+
+def test_output_and_messages_are_not_taken_for_commands():
+    page = ("```\n  mpigrad flat     23.81 ms\n  kernel chunk 32 KB   26.98 ms\n```\n"
+            "```\n$ mpigrad diff a b\nmpigrad per-parameter differs\n```\n"
+            "It prints `mpigrad train: error: cannot write checkpoint` and `resume = true but DIR holds none`;\n"
+            "in Python, `x = 3`.\n")
+    path = md.ROOT / "docs" / "a-page.md"
+    assert check.page_problems(path, *md.parse(path, page)) == []

@@ -1,4 +1,4 @@
-"""The set-up the README teaches leaves a user ready: editable installs, the venv on PATH."""
+"""The set-up the README and docs/ teach leaves a user ready: editable installs, the venv on PATH."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def install_commands():
-    for path in [ROOT / "README.md", *sorted((ROOT / "scripts").glob("*.sh")), *sorted((ROOT / "mpigrad").glob("*.py"))]:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for path in [*pages, *sorted((ROOT / "scripts").glob("*.sh")), *sorted((ROOT / "mpigrad").glob("*.py"))]:
         for line in path.read_text().splitlines():
             for match in re.finditer(r"pip install( -q| --disable-pip-version-check)* [^`)\n]*", line):
                 yield path.name, match.group(0)
