@@ -138,3 +138,10 @@ def test_output_and_messages_are_not_taken_for_commands():
             "in Python, `x = 3`.\n")
     path = md.ROOT / "docs" / "a-page.md"
     assert check.page_problems(path, *md.parse(path, page)) == []
+
+
+def test_readme_links_every_docs_page():
+    _, paragraphs = PAGES[md.ROOT / "README.md"]
+    linked = {(md.ROOT / target.partition("#")[0]).resolve() for _, target in md.links(paragraphs)}
+    orphans = [page.name for page in sorted((md.ROOT / "docs").glob("*.md")) if page.resolve() not in linked]
+    assert not orphans, f"README.md's Documentation list does not link {orphans}"
