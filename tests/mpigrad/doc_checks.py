@@ -186,7 +186,7 @@ def check_setting(span):
         return []  # not a TOML value: prose or a message, not a setting
     if key in KEYS:
         return check_key_value(key, value, span.where)
-    if "_" in key or difflib.get_close_matches(key, KEYS, n=1, cutoff=0.8):  # x = 1 may be Python
+    if difflib.get_close_matches(key, KEYS, n=1, cutoff=0.8):  # a typo; other names may be Python
         return [f"{span.where}: `{span.text}`: '{key}' is not a config key"]
     return []
 
