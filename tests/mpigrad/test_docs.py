@@ -56,9 +56,10 @@ def test_page_matches_the_code(page):
     assert not problems, "\n".join(problems)
 
 
-def test_python_blocks_run(tmp_path):
+def run_python_blocks(pages, tmp_path):
+    """Run each page's unmarked Python blocks in order, one process per page; the failures' stderr."""
     runs = []
-    for page, (page_blocks, _) in PAGES.items():
+    for page, (page_blocks, _) in pages.items():
         code = [(b.where, b.text) for b in page_blocks if b.lang == "python" and b.marker is None]
         if code:
             scratch = tmp_path / page.stem
@@ -77,9 +78,21 @@ def test_python_blocks_run(tmp_path):
             _, err = process.communicate()
         if process.returncode:
             failures.append(err)
+    return failures
+
+
+def test_python_blocks_run(tmp_path):
+    failures = run_python_blocks(PAGES, tmp_path)
     assert not failures, "\n".join(failures) + (
         "\nA block that cannot run alone takes a marker on the line before it: "
         "<!-- doc-test: excerpt PATH --> (its lines are in that file) or <!-- doc-test: skip REASON -->")
+
+
+def test_a_python_block_that_fails_is_named(tmp_path):
+    path = md.ROOT / "docs" / "a-page.md"
+    page = "```python\nx = 1\n```\n\n```python\nassert x == 2, 'stale'\n```\n"
+    failures = run_python_blocks({path: md.parse(path, page)}, tmp_path)
+    assert len(failures) == 1 and "docs/a-page.md:5 failed" in failures[0] and "stale" in failures[0]
 
 
 def test_marked_python_blocks_are_excerpts_or_few_skips():
