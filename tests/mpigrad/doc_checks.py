@@ -60,7 +60,7 @@ def _check_script(path, args, where):
         return []
     file = md.ROOT / path
     if not file.is_file():
-        return [f"{where}: `{path}`: no such file"]
+        return []  # check_paths reports it
     text = file.read_text()
     return [f"{where}: `{path} {flag}`: the script takes no such option" for flag in args
             if flag.startswith("--") and not re.search(rf"[\"']{re.escape(flag.split('=')[0])}[\"']", text)]
