@@ -8,6 +8,7 @@ import argparse
 import re
 from pathlib import Path
 
+from mpigrad import config
 from mpigrad.config import KEYS
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -38,11 +39,17 @@ def _number(value):
     return f"{value:g}"
 
 
+def meaning(key):
+    """The key's help text (config.key_help's, where the config module has one)."""
+    key_help = getattr(config, "key_help", None)
+    return key_help(key) if key_help else KEYS[key].doc
+
+
 def table():
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for key, spec in KEYS.items():
         default = str(spec.default).lower() if isinstance(spec.default, bool) else repr(spec.default)
-        rows.append(f"| `{key}` | `{default}` | {allowed(spec)} | {spec.doc} |")
+        rows.append(f"| `{key}` | `{default}` | {allowed(spec)} | {meaning(key)} |")
     return "\n".join(rows) + "\n"
 
 
