@@ -18,6 +18,8 @@ from mpigrad.config import KEYS, ConfigError, _check_value, check_config, parse_
 
 PLACEHOLDER = re.compile(r"^[A-Z_]+$|\.\.\.|^<.*>$|^\$|^\{")
 PYTHONS = {"python", "python3"}
+LAUNCHERS = {"mpiexec", "mpirun", "srun", "timeout", "env", "time", "exec", *PYTHONS}
+NOT_NAMES = {"lock", "toml", "json", "jsonl", "npz", "npy", "py", "md", "txt", "log", "ckpt", "png", "tmp"}
 
 
 def subcommands():
@@ -31,6 +33,8 @@ def check_command(words, where, commands):
     """An `mpigrad ...`, `python -m mpigrad ...` or `python path.py ...` command against the code."""
     words = [w.strip("[]") for w in words]
     for i, word in enumerate(words):
+        if not _launch_prefix(words[:i]):
+            return []  # a word such as `mpigrad` inside a sentence or a message, not a command
         if word == "mpigrad" or word.endswith("/bin/mpigrad"):
             return _check_mpigrad(words[i + 1:], where, commands)
         if word == "-m" and i + 1 < len(words) and words[i + 1] == "mpigrad":
@@ -38,6 +42,16 @@ def check_command(words, where, commands):
         if os.path.basename(word) in PYTHONS and i + 1 < len(words) and words[i + 1].endswith(".py"):
             return _check_script(words[i + 1], words[i + 2:], where)
     return []
+
+
+def _launch_prefix(words):
+    """Whether the words can precede a program: launchers, their options and values, VAR=value."""
+    for i, word in enumerate(words):
+        option_value = i > 0 and words[i - 1].startswith("-") and not word.startswith("-")
+        number = word.replace(".", "", 1).isdigit()  # timeout 60
+        if not (os.path.basename(word) in LAUNCHERS or word.startswith("-") or "=" in word or option_value or number):
+            return False
+    return True
 
 
 def _check_mpigrad(args, where, commands):
@@ -103,7 +117,7 @@ def check_paths(text, where):
         if match.start() and text[match.start() - 1] in "/.~$\\{":
             continue  # a path inside another path, such as /shared/runs or ~/venvs/...
         path = match.group(0).split("::")[0]
-        if not (md.ROOT / path).exists():
+        if not ((md.ROOT / path).exists() or "*" in path and any(md.ROOT.glob(path))):
             problems.append(f"{where}: `{path}`: no such file or directory")
     for name in set(re.findall(r"\b((?:test|bench)_\w+\.py)\b", text)):
         if not any((md.ROOT / folder).rglob(name) for folder in ("tests", "scripts")):
@@ -115,7 +129,7 @@ def check_python_name(span):
     """`mpigrad.x.y` resolves; `Name(kw=...)` of a public class or function accepts those keywords."""
     problems = []
     for dotted in re.findall(r"\bmpigrad(?:\.\w+)+", span.text):
-        if resolve(dotted) is None:
+        if dotted.rsplit(".", 1)[1] not in NOT_NAMES and resolve(dotted) is None:  # not a file name
             problems.append(f"{span.where}: `{dotted}` does not resolve")
     call = re.fullmatch(r"(?:nn\.)?(\w+)\((.*)\)", span.text)
     target = public_names().get(call.group(1)) if call else None

@@ -17,7 +17,7 @@ MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<kind>\w+)\s*(?P<arg>.*?)\s*-->\
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)\)")
-REPO_PATH = re.compile(r"(?:\./)?(?:autograd|optim|runtime|mpigrad|scripts|tests|examples|docs|\.ci)/[\w./-]*\w")
+REPO_PATH = re.compile(r"(?:\./)?(?:autograd|optim|runtime|mpigrad|scripts|tests|examples|docs|\.ci)/[\w./*-]*[\w*]")
 COMMAND_WORDS = {"mpigrad", "mpiexec", "mpirun", "srun", "sbatch", "salloc", "python", "python3", "bash", "sh",
                  "source", "cd", "export", "module", "pip", "timeout", "env", "time", "git", "ls", "cat", "echo",
                  "mkdir", "cp", "ln", "rm", "nproc", "if", "then", "else", "elif", "fi", "for", "do", "done",

@@ -122,6 +122,7 @@ def test_configuration_page_holds_the_generated_table():
 @pytest.mark.parametrize("page, problem", [
     ("```\nmpigrad train --no-such-flag\n```\n", "no such option"),
     ("Run `mpigrad trian --out x`.\n", "no such subcommand"),
+    ("Run `OPENBLAS_NUM_THREADS=1 timeout 60 mpiexec -n 2 mpigrad train --bogus`.\n", "no such option"),
     ("```\nmpiexec -n 2 mpigrad train --set stepz=5\n```\n", "not a config key"),
     ("Set `nonfinite = \"maybe\"`.\n", "must be one of"),
     ("Set `log_evry = 5`.\n", "not a config key"),
@@ -150,7 +151,8 @@ def test_output_and_messages_are_not_taken_for_commands():
     page = ("```\n  mpigrad flat     23.81 ms\n  kernel chunk 32 KB   26.98 ms\n```\n"
             "```\n$ mpigrad diff a b\nmpigrad per-parameter differs\n```\n"
             "It prints `mpigrad train: error: cannot write checkpoint` and `resume = true but DIR holds none`;\n"
-            "in Python, `x = 3` and `bucket_mb = 4`.\n")
+            "in Python, `x = 3` and `bucket_mb = 4`; `DIR/mpigrad.lock`; `tests/mpigrad/test_doc*.py`;\n"
+            "`array is compressed; mpigrad reads only what it writes`; `timeout 60 mpiexec -n 2 mpigrad train`.\n")
     path = md.ROOT / "docs" / "a-page.md"
     assert check.page_problems(path, *md.parse(path, page)) == []
 
