@@ -59,8 +59,8 @@ def _check_mpigrad(args, where, commands):
         return []
     if args[0] not in commands:
         return [f"{where}: `mpigrad {args[0]}`: no such subcommand (have {', '.join(sorted(commands))})"]
-    problems = []
-    for flag, value in zip(args[1:], [*args[2:], ""]):
+    problems, own = [], args[:args.index("--")] if "--" in args else args  # after --: another program's
+    for flag, value in zip(own[1:], [*own[2:], ""]):
         name = flag.split("=", 1)[0]
         if name.startswith("--") and name not in commands[args[0]]:
             problems.append(f"{where}: `mpigrad {args[0]} {name}`: no such option")

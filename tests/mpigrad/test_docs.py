@@ -152,7 +152,8 @@ def test_output_and_messages_are_not_taken_for_commands():
             "```\n$ mpigrad diff a b\nmpigrad per-parameter differs\n```\n"
             "It prints `mpigrad train: error: cannot write checkpoint` and `resume = true but DIR holds none`;\n"
             "in Python, `x = 3` and `bucket_mb = 4`; `DIR/mpigrad.lock`; `tests/mpigrad/test_doc*.py`;\n"
-            "`array is compressed; mpigrad reads only what it writes`; `timeout 60 mpiexec -n 2 mpigrad train`.\n")
+            "`array is compressed; mpigrad reads only what it writes`; `timeout 60 mpiexec -n 2 mpigrad train`;\n"
+            "`mpigrad diff a b -- python train.py --anything`.\n")
     path = md.ROOT / "docs" / "a-page.md"
     assert check.page_problems(path, *md.parse(path, page)) == []
 
