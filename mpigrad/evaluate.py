@@ -88,12 +88,17 @@ def eval_command(run, data_path=None, labels_path=None):
     import sys
     from mpigrad.runtime import init
     from .config import ConfigError
+    from .job import vote
     from .run import load_run_from
     comm = init()
-    try:
+
+    def prepare():
         model, cfg, source = load_run_from(run)
-        split, described = eval_split(cfg, model, data_path, labels_path)
-    except ConfigError as e:  # every rank read the same files, so every rank is here
+        return (model, cfg, source, *eval_split(cfg, model, data_path, labels_path))
+
+    try:  # one vote: a rank that cannot read its files ends every rank, naming itself, instead of a hang
+        model, cfg, source, split, described = vote(comm, prepare)
+    except ConfigError as e:
         if comm.is_main:
             print(f"mpigrad eval: error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -60,7 +60,7 @@ class Job:
         out = self.out
         cfg = self.cfg
         check_same_arguments(comm, cfg, out)
-        init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
+        init(timeout=cfg.step_timeout)  # again: the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
         hyper = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -93,12 +93,16 @@ class Job:
         elif out is None:
             self.out = "runs/train"
         cfg = load_config(config_path, overrides, self.comm.size)
+        init(timeout=cfg.step_timeout)  # local: this rank's watchdog covers its data loading and the vote after it
+        progress("loading data")
         data = load_data(cfg)
         try:
             batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
         except ValueError as e:
             raise ConfigError(f"data {data.source}: {e}") from None
-        return cfg, data, batches, build_model(cfg, data)
+        model = build_model(cfg, data)
+        progress("start-up vote")  # what a rank's watchdog names while it waits for a slower or stopped one
+        return cfg, data, batches, model
 
     def claim_out(self, overwrite):
         """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""

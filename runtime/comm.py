@@ -23,6 +23,8 @@ def init(blas_threads=None, timeout=None):
     if _comm is None:
         from mpi4py import MPI
         _comm = Comm(MPI.COMM_WORLD.Dup())
+        from . import watchdog
+        watchdog.prepare(_comm)  # its collective now, while every rank is here: starting to watch is then local
         _install_abort_hook(_comm)
         set_blas_threads(blas_threads if blas_threads is not None else default_blas_threads(_comm))
     if timeout is not None:
