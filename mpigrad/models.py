@@ -41,11 +41,14 @@ class CharTransformer(nn.Module):
     def loss(self, logits, targets):
         return cross_entropy(logits, targets)
 
-    def generate(self, prompt_ids, count, rng, temperature=0.8):
-        """Sample `count` ids after prompt_ids, each from softmax(logits / temperature) of the last position."""
+    def generate(self, prompt_ids, count, rng, temperature=0.8, stop=None):
+        """Sample `count` ids after prompt_ids, each from softmax(logits / temperature) of the last position
+        (fewer once stop() is true)."""
         ids = list(prompt_ids)
         with no_grad():
             for _ in range(count):
+                if stop is not None and stop():
+                    break
                 progress("sampling")  # each character is progress for the step_timeout watchdog
                 window = np.array(ids[-self.context:], dtype=np.int32)[None, :]
                 logits = self(window).data[0, -1].astype(np.float64) / temperature

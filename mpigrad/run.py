@@ -1,10 +1,8 @@
 """A `mpigrad train --out` directory read back: its config, metrics rows, parameters, and the model itself."""
 
-import glob
 import io
 import json
 import os
-import re
 import tomllib
 from types import SimpleNamespace
 
@@ -13,6 +11,7 @@ import numpy as np
 from mpigrad.runtime.checkpoint import CheckpointError, read_verified
 
 from .config import ConfigError, load_config
+from .rundir import checkpoint_files
 
 
 class RunError(ConfigError):
@@ -63,8 +62,7 @@ def read_rows(directory):
 
 
 def newest_checkpoint(directory):
-    found = glob.glob(os.path.join(directory, "checkpoints", "step-*.ckpt"))
-    found = sorted(p for p in found if re.fullmatch(r"step-\d{8}\.ckpt", os.path.basename(p)))
+    found = checkpoint_files(os.path.join(directory, "checkpoints"))
     return found[-1] if found else None
 
 

@@ -101,19 +101,30 @@ def read_verified(path):
 
 
 def _write_atomically(path, payload):
+    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    write_atomically(path, lambda f: (f.write(header), f.write(payload)))
+
+
+def write_atomically(path, fill):
+    """fill(file) writes a new file that then replaces `path` by rename: a crash leaves the old file or the
+    new one, never a mix, and a symbolic link at `path` is replaced, never followed. Raises OSError."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
-    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(temporary, "wb") as f:
-            f.write(header)
-            f.write(payload)
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileExistsError:  # left by a killed process that had this pid
+            os.unlink(temporary)
+            fd = os.open(temporary, flags, 0o644)
+        with open(fd, "wb") as f:
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
     fd = os.open(directory, os.O_RDONLY)
     try:
