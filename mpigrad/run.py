@@ -69,10 +69,9 @@ def newest_checkpoint(directory):
 def read_parameters(directory, prefer_final=True):
     """(name -> array, source path): final.npz, or (if absent or not preferred) the newest checkpoint."""
     check_run_dir(directory)
-    final = os.path.join(directory, "final.npz")
-    if prefer_final and os.path.exists(final):
+    final, checkpoint = os.path.join(directory, "final.npz"), newest_checkpoint(directory)
+    if prefer_final and os.path.exists(final) and not _newer(checkpoint, final):
         return _read_npz(final, final), final
-    checkpoint = newest_checkpoint(directory)
     if checkpoint is None:
         raise RunError(f"{directory}: no final.npz and no checkpoints/step-*.ckpt")
     try:
@@ -81,6 +80,12 @@ def read_parameters(directory, prefer_final=True):
         raise RunError(str(e)) from None
     arrays = _read_npz(io.BytesIO(payload), checkpoint)
     return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}, checkpoint
+
+
+def _newer(checkpoint, final):
+    """Whether the checkpoint was written after final.npz: a resumed run stopped early (older mpigrad kept
+    the previous final.npz); the newest parameters win."""
+    return checkpoint is not None and os.stat(checkpoint).st_mtime_ns > os.stat(final).st_mtime_ns
 
 
 def _read_npz(source, path):

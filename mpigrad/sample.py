@@ -31,9 +31,10 @@ def sample_text(run, prompt=None, chars=200, seed=None):
 
 
 def sample_command(run, prompt, chars, seed):
-    if chars < 0:
-        print(f"mpigrad sample: error: --chars {chars}: must be >= 0", file=sys.stderr)
-        return 2
+    for flag, value in (("--chars", chars), ("--seed", seed)):
+        if value is not None and value < 0:
+            print(f"mpigrad sample: error: {flag} {value}: must be >= 0", file=sys.stderr)
+            return 2
     try:
         prompt, text = sample_text(run, prompt, chars, seed)
     except ConfigError as e:

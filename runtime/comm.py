@@ -178,7 +178,8 @@ def _install_abort_hook(comm):
         text = "".join(traceback.format_exception(kind, value, tb))
         sys.stderr.write(f"mpigrad: rank {comm.rank} of {comm.size} failed, aborting the job:\n{text}")
         sys.stderr.flush()
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()
         comm.abort(1)
 
     sys.excepthook = abort_on_exception
