@@ -6,9 +6,9 @@ import os
 import tomllib
 from types import SimpleNamespace
 
-import numpy as np
 
 from mpigrad.runtime.checkpoint import CheckpointError, read_verified
+from mpigrad.runtime.stored_npz import ArchiveError, member_names, read_members
 
 from .config import ConfigError, load_config
 from .rundir import checkpoint_files
@@ -78,8 +78,13 @@ def read_parameters(directory, prefer_final=True):
         payload = read_verified(checkpoint)
     except CheckpointError as e:
         raise RunError(str(e)) from None
-    arrays = _read_npz(io.BytesIO(payload), checkpoint)
-    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}, checkpoint
+    source = io.BytesIO(payload)
+    try:
+        names = [name for name in member_names(source) if name.startswith("param/")]
+    except ArchiveError as e:
+        raise RunError(f"{checkpoint}: {e}") from None
+    arrays = _read_npz(source, checkpoint, names)
+    return {k[len("param/"):]: v for k, v in arrays.items()}, checkpoint
 
 
 def _newer(checkpoint, final):
@@ -88,12 +93,12 @@ def _newer(checkpoint, final):
     return checkpoint is not None and os.stat(checkpoint).st_mtime_ns > os.stat(final).st_mtime_ns
 
 
-def _read_npz(source, path):
+def _read_npz(source, path, names=None):
+    """Each array checked before it is allocated, compressed ones refused: at most the file's size in memory."""
     try:
-        with np.load(source, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise RunError(f"{path}: not a readable .npz ({e})") from None
+        return read_members(source, names)
+    except ArchiveError as e:
+        raise RunError(f"{path}: {e}") from None
 
 
 def load_run(directory):
