@@ -67,6 +67,8 @@ KEYS = {
     "num_layers": Key(2, int, "transformer: blocks", 1, model="transformer"),
     "sample_chars": Key(200, int, "transformer: characters generated at the end", 0, model="transformer"),
     "hidden": Key([128], list, "mlp: hidden layer widths", model="mlp"),
+    "classes": Key(0, int, "mlp: class count; 0: the largest label + 1 (refused when far beyond the distinct "
+                   "labels seen)", 0, model="mlp"),
     "activation": Key("relu", str, "mlp: activation", choices=("relu", "tanh", "gelu", "sigmoid"), model="mlp"),
 }
 
@@ -74,7 +76,7 @@ KEYS = {
 TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_batch", "micro_batch",
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
                    "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
-                   "num_layers", "hidden", "activation")
+                   "num_layers", "hidden", "classes", "activation")
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.

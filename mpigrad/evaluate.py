@@ -75,7 +75,7 @@ def eval_split(cfg, model, data_path=None, labels_path=None):
         if windows.num_samples == 0:
             raise ConfigError(f"data file {data_path}: fewer than context + 1 = {cfg.context + 1} characters")
         return windows, data_path
-    data = ArrayData(*load_arrays(data_path, labels_path or ""), data_path, 0.0, np.dtype(cfg.dtype))
+    data = ArrayData(*load_arrays(data_path, labels_path or ""), data_path, 0.0, np.dtype(cfg.dtype), classes=None)
     features, classes = model.parameters()[0].shape[1], model.parameters()[-1].shape[0]
     if data.features != features or data.classes > classes:
         raise ConfigError(f"data file {data_path}: {data.features} features and labels up to {data.classes - 1}, "
