@@ -78,6 +78,9 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
                    "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
                    "num_layers", "hidden", "classes", "activation")
 
+# Tables `mpigrad train` records in config.toml beside the keys (not config): read back by the tools
+RECORDS = ("data_fingerprint",)
+
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
 RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
@@ -117,6 +120,8 @@ def _read_toml(path):
         raise ConfigError(f"config file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    for table in RECORDS:
+        data.pop(table, None)
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(f"config file {path}: table [{key}] is not allowed; keys are top-level")

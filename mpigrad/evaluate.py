@@ -53,14 +53,20 @@ def validation_metrics(model, val, cfg, comm):
     return row
 
 
-def eval_split(cfg, model, data_path=None, labels_path=None):
-    """(split, description): the run's validation split, or every row (window) of data_path."""
+def eval_split(cfg, model, data_path=None, labels_path=None, run=None):
+    """(split, description): the run's validation split, or every row (window) of data_path. With `run`, the
+    run's own data must match the fingerprint recorded in its config.toml."""
     from .config import ConfigError
     from .data import ArrayData, TokenWindows, load_arrays, load_data, read_text
+    from .fingerprint import load_run_data
+
+    def run_data():
+        return load_run_data(cfg, run) if run is not None else load_data(cfg)
+
     if data_path is None:
         if labels_path:
             raise ConfigError("--labels needs --data")
-        val = load_data(cfg).val
+        val = run_data().val
         if val.num_samples == 0:
             raise ConfigError(f"the run's data {cfg.data} has no validation split (val_fraction = 0); pass --data FILE")
         return val, f"the validation split of {cfg.data}"
@@ -68,7 +74,7 @@ def eval_split(cfg, model, data_path=None, labels_path=None):
         if labels_path:
             raise ConfigError("--labels is for the mlp model; the language model's targets are the text itself")
         try:
-            ids = load_data(cfg).encode(read_text(data_path))  # the vocabulary the model was trained with
+            ids = run_data().encode(read_text(data_path))  # the vocabulary the model was trained with
         except ValueError:
             raise ConfigError(f"data file {data_path}: has characters outside the model's vocabulary") from None
         windows = TokenWindows(ids, cfg.context)
@@ -94,7 +100,7 @@ def eval_command(run, data_path=None, labels_path=None):
 
     def prepare():
         model, cfg, source = load_run_from(run)
-        return (model, cfg, source, *eval_split(cfg, model, data_path, labels_path))
+        return (model, cfg, source, *eval_split(cfg, model, data_path, labels_path, run))
 
     try:  # one vote: a rank that cannot read its files ends every rank, naming itself, instead of a hang
         model, cfg, source, split, described = vote(comm, prepare)

@@ -5,6 +5,7 @@ import signal
 
 from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
+from .fingerprint import check_recorded, describe, same
 from .rundir import checkpoint_files, checkpoint_name
 
 
@@ -27,15 +28,23 @@ def vote(comm, work):
     return result
 
 
-def check_same_arguments(comm, cfg, out):
-    """Refuse ranks started with different config values or --out (an MPMD launch gone wrong)."""
-    everyone = comm.allgather_obj({**vars(cfg), "--out": out})
-    for rank, theirs in enumerate(everyone):
-        for key, value in everyone[0].items():
+def check_same_arguments(comm, cfg, out, fingerprint):
+    """Refuse ranks started with different config values or --out (an MPMD launch gone wrong), or that read
+    data files of different contents (node-local copies that differ)."""
+    everyone = comm.allgather_obj(({**vars(cfg), "--out": out}, fingerprint))
+    first, first_print = everyone[0]
+    for rank, (theirs, their_print) in enumerate(everyone):
+        for key, value in first.items():
             if theirs[key] != value:
-                said, first = (f"{key} {v}" if key == "--out" else f"{key} = {v!r}" for v in (theirs[key], value))
-                raise ConfigError(f"rank {rank} was started with {said}, rank 0 with {first}: every rank needs "
+                said, then = (f"{key} {v}" if key == "--out" else f"{key} = {v!r}" for v in (theirs[key], value))
+                raise ConfigError(f"rank {rank} was started with {said}, rank 0 with {then}: every rank needs "
                                   "the same arguments")
+    for rank, (_, their_print) in enumerate(everyone):
+        if not same(their_print, first_print):
+            role = next(r for r in first_print if describe(their_print, r) != describe(first_print, r))
+            raise ConfigError(f"rank {rank} read data file {first_print[role]['path']} as "
+                              f"{describe(their_print, role)}, rank 0 as {describe(first_print, role)}: every rank "
+                              "needs the same data")
 
 
 class Checkpoints:
@@ -55,7 +64,8 @@ class Checkpoints:
         """A failed write (a full disk) stops the job on every rank: the previous checkpoint stays intact."""
         try:
             save_checkpoint(self.path(step), job.model, job.optimizer, step=step, skipped=job.skipped,
-                            schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size)
+                            schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size,
+                            data_fingerprint=job.data.fingerprint)
         except CheckpointError as e:
             raise CheckpointError(f"{e}; stopping at step {step} ({self.intact_note(self.path(step))})") from None
         if self.comm.is_main:
@@ -86,6 +96,7 @@ def resume_state(job, path):
     problem = trajectory_mismatch(job.cfg, extra["config"])
     if problem:
         raise ConfigError(f"cannot resume from {path}: {problem}")
+    check_recorded(extra.get("data_fingerprint"), job.data.fingerprint, path)
     if extra["step"] > job.cfg.steps:
         raise ConfigError(f"cannot resume from {path}: it is at step {extra['step']}, past steps={job.cfg.steps}")
     load_checkpoint(path, job.model, job.optimizer)

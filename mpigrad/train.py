@@ -17,6 +17,7 @@ from mpigrad.runtime.checkpoint import write_atomically
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
+from .fingerprint import data_fingerprint, to_toml as fingerprint_toml
 from .job import Checkpoints, Shutdown, check_same_arguments, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
@@ -69,7 +70,7 @@ class Job:
         self.cfg, self.data, self.batches, self.model = vote(
             comm, lambda: self.prepare(config_path, overrides, out, resume_dir))
         cfg = self.cfg
-        check_same_arguments(comm, cfg, self.out)
+        check_same_arguments(comm, cfg, self.out, self.data.fingerprint)
         init(timeout=cfg.step_timeout)  # again: the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
         self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
@@ -104,6 +105,7 @@ class Job:
         init(timeout=cfg.step_timeout)  # local: this rank's watchdog covers its data loading and the vote after it
         progress("loading data")
         data = load_data(cfg)
+        data.fingerprint = data_fingerprint(cfg)  # compared across ranks below, recorded, checked on resume
         try:
             batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
         except ValueError as e:
@@ -132,7 +134,8 @@ class Job:
             self.run_dir.mark()
             if self.cfg.resume:
                 self.run_dir.remove(self.run_dir.file("final.npz"))
-            write_atomically(self.run_dir.file("config.toml"), lambda f: f.write(to_toml(self.cfg).encode()))
+            text = to_toml(self.cfg) + fingerprint_toml(self.data.fingerprint)
+            write_atomically(self.run_dir.file("config.toml"), lambda f: f.write(text.encode()))
         except OSError as e:
             raise ConfigError(f"--out {self.out}: {e.strerror or e}") from None
         self.metrics = MetricsLog(os.path.join(self.out, "metrics.jsonl"), self.step if self.cfg.resume else None)
