@@ -94,16 +94,20 @@ def eval_command(run, data_path=None, labels_path=None):
     import sys
     from mpigrad.runtime import init
     from .config import ConfigError
+    from .fingerprint import file_fingerprint
     from .job import vote
     from .run import load_run_from
     comm = init()
 
     def prepare():
         model, cfg, source = load_run_from(run)
-        return (model, cfg, source, *eval_split(cfg, model, data_path, labels_path, run))
+        split, described = eval_split(cfg, model, data_path, labels_path, run)
+        return model, cfg, source, split, described, [file_fingerprint(p) if p else None for p in files]
 
+    files = [data_path, labels_path]
     try:  # one vote: a rank that cannot read its files ends every rank, naming itself, instead of a hang
-        model, cfg, source, split, described = vote(comm, prepare)
+        model, cfg, source, split, described, prints = vote(comm, prepare)
+        same_files_everywhere(comm, files, prints)
     except ConfigError as e:
         if comm.is_main:
             print(f"mpigrad eval: error: {e}", file=sys.stderr, flush=True)
@@ -114,3 +118,14 @@ def eval_command(run, data_path=None, labels_path=None):
         print(f"loss {result['loss']:.6f}{accuracy} on {result['samples']} samples of {described} "
               f"(parameters: {source})", flush=True)
     return 0
+
+
+def same_files_everywhere(comm, paths, mine):
+    """Refuse files whose contents differ between ranks (node-local copies): each rank would score other rows."""
+    from .config import ConfigError
+    everyone = comm.allgather_obj([(f["bytes"], f["sha256"]) if f else None for f in mine])
+    for rank, theirs in enumerate(everyone):
+        for path, a, b in zip(paths, everyone[0], theirs):
+            if a != b:
+                raise ConfigError(f"rank {rank} read {path} with other contents than rank 0 ({b[0]:,} bytes, SHA-256 "
+                                  f"{b[1][:16]} against {a[0]:,} bytes, {a[1][:16]}): every rank needs the same data")

@@ -73,3 +73,12 @@ def test_ranks_reading_different_contents_are_refused(tmp_path):
     assert code == 2 and err.count("mpigrad train: error:") == 1, err
     assert "mpigrad train: error: rank 1 read data file d.npz as " in err and "every rank needs the same data" in err
     assert not (a / "run" / "config.toml").exists()
+
+
+def test_eval_ranks_reading_different_contents_of_data_are_refused(tmp_path):
+    a, b = runs_in(tmp_path)
+    (b / "run").symlink_to(a / "run")
+    write_data(b, shift=1.0)
+    code, _, err = mpmd([a, b], ["eval", "run", "--data", "d.npz"], timeout=60)
+    assert code == 2 and err.count("mpigrad eval: error:") == 1, err
+    assert "mpigrad eval: error: rank 1 read d.npz with other contents than rank 0 (" in err, err
