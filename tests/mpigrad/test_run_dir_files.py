@@ -130,7 +130,8 @@ def test_checkpoint_names_past_step_99999999_sort_rotate_and_resume(tmp_path):
         (directory / name).write_bytes(b"")
     model = nn.Linear(2, 1)
     optimizer = Adam(model.parameters())
-    job = _Job(model=model, optimizer=optimizer, skipped=0, schedule=CosineLR(optimizer, 10), cfg=SimpleNamespace())
+    job = _Job(model=model, optimizer=optimizer, skipped=0, schedule=CosineLR(optimizer, 10), cfg=SimpleNamespace(),
+               data=SimpleNamespace(fingerprint={}))
     checkpoints = Checkpoints(str(directory), 2, init())
     for step in (100000000, 100000001):
         checkpoints.save(job, step)
