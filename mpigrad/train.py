@@ -119,6 +119,8 @@ class Job:
         if self.cfg.resume and overwrite:
             raise ConfigError("--overwrite starts a new run in place of the old one; it cannot be combined "
                               "with resume")
+        if self.cfg.resume and not os.path.isdir(self.out):
+            return newest_checkpoint(self.checkpoints)  # refused, naming it, before a directory is made
         self.run_dir.lock()  # before anything in --out is written or deleted
         self.run_dir.check_links()
         if self.cfg.resume:
