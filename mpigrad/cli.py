@@ -34,6 +34,18 @@ def build_parser():
                       help="draw each run's step time split into forward, backward, communication wait and "
                            "clip + optimizer instead of the loss")
     plot.set_defaults(run=_plot)
+    scaling = commands.add_parser("scaling", help="measure this launch and predict step time and efficiency up to "
+                                  "512 ranks", description="Run under `mpiexec -n N`: measures all-reduce costs inside "
+                                  "and between nodes and a few steps of the job, then predicts strong and weak scaling.")
+    scaling.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (the default job otherwise)")
+    scaling.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                         help="override one config key (repeatable)")
+    scaling.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    scaling.add_argument("--network", metavar="NAME", help="between nodes, use this network's published figures "
+                         "instead of a measurement: 10gbe, 25gbe, 100gbe or hdr (default: measured when the launch "
+                         "spans nodes, else 10gbe)")
+    scaling.add_argument("--steps", type=int, default=4, help="timed steps of the job (default: %(default)s)")
+    scaling.set_defaults(run=_scaling)
     add_tool_commands(commands)
     return parser
 
@@ -47,6 +59,11 @@ def main(argv=None):
 def _train(args):
     from .train import train_command  # imports MPI: only the train command pays for it
     return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite, args.resume)
+
+
+def _scaling(args):
+    from .scaling import scaling_command  # imports MPI
+    return scaling_command(args.config, args.overrides, args.json, args.network, args.steps)
 
 
 def _plot(args):
