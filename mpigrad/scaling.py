@@ -18,6 +18,8 @@ def scaling_command(config_path, overrides, as_json, network=None, steps=4):
     try:
         if network is not None and network not in NETWORKS:
             raise ConfigError(f"--network {network!r} is not one of {', '.join(NETWORKS)}")
+        if steps < 1:
+            raise ConfigError(f"--steps {steps} must be at least 1")
         cfg = vote(comm, lambda: load_config(config_path, overrides, comm.size))
         result = measure_and_predict(comm, cfg, network, steps)
     except ConfigError as e:

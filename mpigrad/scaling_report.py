@@ -36,6 +36,8 @@ def best_layout(job, machine, nodes, measured_world):
             continue
         t, _ = step_time(job, machine, world, per_node, job.micro_batches / world, threads=threads)
         options.append((t, per_node, threads))
+    if not options:
+        return None  # more nodes than samples in the global batch
     t, per_node, threads = min(options)
     return {"nodes": nodes, "ranks_per_node": per_node, "blas_threads": threads, "step_time": t}
 
@@ -43,7 +45,8 @@ def best_layout(job, machine, nodes, measured_world):
 def recommendations(job, machine, probe, measured_world):
     per_node = max(1, machine.cores_per_node // job.blas_threads)
     deterministic = job.deterministic
-    advice = {"layout": [best_layout(job, machine, n, measured_world) for n in (1, 16)]}
+    layouts = [best_layout(job, machine, n, measured_world) for n in (1, 16)]
+    advice = {"layout": [layout for layout in layouts if layout is not None]}
     if not deterministic:
         advice["bucket_mb"] = {str(w): best_bucket_mb(job, machine, probe, w, per_node) for w in (per_node, 64)}
     return advice
