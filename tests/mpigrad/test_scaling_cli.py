@@ -49,3 +49,16 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     code, out, err, _ = run_mpi(2, ["-m", "mpigrad", "scaling", *TINY, *args], timeout=120)
     assert code == 2 and out == ""
     assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_plot_draws_the_prediction_and_refuses_other_files(world_2, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from mpigrad.cli import main
+    prediction = tmp_path / "prediction.json"
+    prediction.write_text(json.dumps(world_2))
+    assert main(["plot", "--scaling", str(prediction), "--out", str(tmp_path / "scaling.png")]) == 0
+    assert (tmp_path / "scaling.png").stat().st_size > 1000
+    (tmp_path / "other.json").write_text('{"steps": 3}')
+    assert main(["plot", "--scaling", str(tmp_path / "other.json"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mpigrad plot: error: {tmp_path / 'other.json'}: not the output of `mpigrad scaling --json`\n"
