@@ -117,6 +117,8 @@ def assemble(comm, cfg, job, machine, probe, network, intra_points, inter_points
                                     "measured": bool(inter_points), "points": inter_points},
                      "buckets": job.ready, "gradient_bytes": sum(b for b, _ in job.ready),
                      "codec_seconds_per_byte": job.codec_seconds_per_byte},
+        "job": {"micro_batches": job.micro_batches, "micro_batch": job.micro_batch,
+                "deterministic": job.deterministic, "grad_comm_dtype": cfg.grad_comm_dtype},
         "predicted_this_launch": this,
         "predicted": predicted,
         "advice": recommendations(job, machine, probe, comm.size),

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from .scaling_model import Link, predict, step_time
+from .scaling_model import Job, Link, Machine, step_time
 
 # Per-rank alpha (s) and beta (s/byte) of networks a user may book; docs/scaling.md gives the sources.
 NETWORKS = {
@@ -87,3 +87,18 @@ def _link_line(where, link):
     how = "measured" if link["measured"] else "assumed"
     return (f"{where}: latency {link['alpha'] * 1e6:.1f} us, bandwidth {1 / link['beta'] / 1e9:.2f} GB/s per rank "
             f"({how})")
+
+
+def model_of(result):
+    """(Job, Machine) back from the JSON object `mpigrad scaling --json` printed."""
+    m, j = result["measured"], result["job"]
+    job = Job(micro_batches=j["micro_batches"], micro_batch=j["micro_batch"],
+              compute_per_micro_batch=m["compute_per_micro_batch"], rest_of_step=m["rest_of_step"],
+              ready=[tuple(b) for b in m["buckets"]], backward=m["backward"], deterministic=j["deterministic"],
+              codec_seconds_per_byte=m["codec_seconds_per_byte"], measured_ranks_per_node=result["ranks_per_node"],
+              contention=m["contention"], blas_threads=result["blas_threads"])
+    link = lambda d: Link(d["alpha"], d["beta"])
+    machine = Machine(cores_per_node=result["cores_per_node"], intra=link(m["intra_node"]),
+                      inter=link(m["inter_node"]),
+                      thread_speedup={int(k): v for k, v in m["thread_speedup"].items()})
+    return job, machine
