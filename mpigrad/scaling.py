@@ -62,7 +62,7 @@ def measure_and_predict(comm, cfg, network, steps):
     job = Job(micro_batches=probe.micro_batches, micro_batch=cfg.micro_batch,
               compute_per_micro_batch=slowest["compute"], rest_of_step=slowest["rest"], ready=buckets,
               backward=slowest["backward"], deterministic=cfg.deterministic, codec_seconds_per_byte=codec,
-              measured_ranks_per_node=node.Get_size(), contention=max(1.0, slowest["together"] / slowest["alone"]),
+              measured_ranks_per_node=node.Get_size(), contention=max(1.0, slowest["compute"] / slowest["alone"]),
               blas_threads=threads)
     machine = Machine(cores_per_node=cores, intra=intra, inter=inter,
                       thread_speedup={1: 1.0, cores: max(1.0, slowest["alone"] / slowest["many"])})
@@ -110,7 +110,8 @@ def assemble(comm, cfg, job, machine, probe, network, intra_points, inter_points
         "oversubscription": "predicted as cores time-shared (ranks x threads beyond cores_per_node)",
         "measured": {"step_time": measured["step"], "compute_per_micro_batch": job.compute_per_micro_batch,
                      "rest_of_step": job.rest_of_step, "comm_wait": measured["wait"], "backward": job.backward,
-                     "contention": job.contention, "thread_speedup": machine.thread_speedup,
+                     "contention": job.contention, "compute_alone": measured["alone"],
+                     "compute_together": measured["together"], "thread_speedup": machine.thread_speedup,
                      "intra_node": {"alpha": machine.intra.alpha, "beta": machine.intra.beta,
                                     "measured": bool(intra_points), "points": intra_points},
                      "inter_node": {"alpha": machine.inter.alpha, "beta": machine.inter.beta,

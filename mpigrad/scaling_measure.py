@@ -12,9 +12,14 @@ from .scaling_model import Link
 
 
 def node_layout(comm):
-    """(node communicator, leaders communicator or None, cores this node's ranks may run on)."""
+    """(node communicator, leaders communicator or None, cores this node's ranks may run on).
+
+    A node is a host name, not MPI.COMM_TYPE_SHARED: with MPIR_CVAR_NOLOCAL=1 MPICH splits every rank
+    into its own shared-memory group, yet the ranks still share the host's cores, and the link between
+    them (measured on this communicator) is then the network module's."""
     from mpi4py import MPI
-    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED)
+    names = comm.mpi.allgather(MPI.Get_processor_name())
+    node = comm.mpi.Split(names.index(names[comm.rank]), comm.rank)
     leaders = comm.mpi.Split(0 if node.Get_rank() == 0 else MPI.UNDEFINED, comm.rank)
     cores = set().union(*node.allgather(sorted(os.sched_getaffinity(0))))
     return node, (leaders if leaders != MPI.COMM_NULL else None), max(len(cores), 1)

@@ -30,7 +30,9 @@ class Job:
     deterministic: bool = False
     codec_seconds_per_byte: float = 0.0  # encode + sum + decode of 16-bit wire codes, per float32 byte
     measured_ranks_per_node: int = 1
-    contention: float = 1.0  # compute slowdown at measured_ranks_per_node against one rank per node
+    # a micro-batch's compute in the job's steps against the same micro-batch run by one rank of the node
+    # while the others sleep: shared memory bandwidth and caches, and waiting ranks polling for messages
+    contention: float = 1.0
     blas_threads: int = 1
 
 
