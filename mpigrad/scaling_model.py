@@ -69,20 +69,29 @@ def placement(world, ranks_per_node):
     return per_node, math.ceil(world / per_node)
 
 
-def wire_link(world, ranks_per_node, machine):
-    """The link an all-reduce over `world` ranks is limited by: the network's once it spans nodes, whose
-    NIC the node's ranks share (each rank gets 1/r of it in the steps where all of them send)."""
+def wire_link(world, ranks_per_node, machine, shared=True):
+    """The link an all-reduce over `world` ranks is limited by: the network's once it spans nodes. In a
+    ring of consecutive ranks one flow crosses each node's NIC (shared=False); in recursive doubling
+    and Rabenseifner's halving all r ranks of a node send across it at once (each gets 1/r of it)."""
     per_node, nodes = placement(world, ranks_per_node)
     if nodes == 1:
         return machine.intra
     net = machine.inter
-    return Link(max(net.alpha, machine.intra.alpha), max(net.beta * per_node, machine.intra.beta))
+    return Link(max(net.alpha, machine.intra.alpha), max(net.beta * (per_node if shared else 1), machine.intra.beta))
+
+
+def allreduce_across(world, ranks_per_node, machine, n):
+    """AR(P, n) on this placement: the ring on an unshared NIC, the others on a shared one."""
+    if world <= 1:
+        return 0.0
+    shared = wire_link(world, ranks_per_node, machine)
+    return min(ring(world, n, wire_link(world, ranks_per_node, machine, shared=False)),
+               recursive_doubling(world, n, shared), rabenseifner(world, n, shared))
 
 
 def bucket_times(world, ranks_per_node, machine, buckets, wire_bytes=4):
     """Seconds of each bucket's all-reduce (buckets: float32 bytes), at wire_bytes per element."""
-    link = wire_link(world, ranks_per_node, machine)
-    return [allreduce_time(world, b * wire_bytes / 4, link) for b in buckets]
+    return [allreduce_across(world, ranks_per_node, machine, b * wire_bytes / 4) for b in buckets]
 
 
 def exposed_wait(ready, durations, backward_end):
@@ -123,9 +132,9 @@ def step_time(job, machine, world, ranks_per_node, per_rank_micro_batches, wire_
     scale *= min(1.0, per_rank_micro_batches)  # a share of a micro-batch: a shorter backward
     sizes = [b for b, _ in job.ready]
     codec = sum(sizes) * job.codec_seconds_per_byte if wire_bytes < 4 and world > 1 else 0.0
-    small = 4 * allreduce_time(world, 64, wire_link(world, ranks_per_node, machine))  # counts, norm, loss
+    small = 4 * allreduce_across(world, ranks_per_node, machine, 64)  # counts, norm shares, used mask, loss
     if job.deterministic:  # one all-to-all and one all-gather of the whole gradient after backward
-        link = wire_link(world, ranks_per_node, machine)
+        link = wire_link(world, ranks_per_node, machine)  # an all-to-all: every rank across the NIC at once
         total = sum(sizes) * wire_bytes / 4
         wait = 0.0 if world == 1 else 2 * ((world - 1) * link.alpha + (world - 1) / world * total * link.beta)
     else:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mpigrad.scaling_model import (Job, Link, Machine, allreduce_time, compute_slowdown, exposed_wait, predict,
+from mpigrad.scaling_model import (Job, Link, Machine, allreduce_across, allreduce_time, compute_slowdown, exposed_wait, predict,
                                    rabenseifner, recursive_doubling, ring, step_time, wire_link)
 
 LINK = Link(alpha=10e-6, beta=1e-9)  # 10 us, 1 GB/s
@@ -29,6 +29,10 @@ def test_the_network_limits_once_ranks_span_nodes_and_its_nic_is_shared():
     assert wire_link(4, 4, machine) == machine.intra
     shared = wire_link(8, 4, machine)
     assert shared.alpha == 20e-6 and shared.beta == pytest.approx(4e-9)
+    assert wire_link(8, 4, machine, shared=False).beta == pytest.approx(1e-9)  # a ring: one flow per NIC
+    n = 64e6
+    assert allreduce_across(8, 4, machine, n) == pytest.approx(ring(8, n, Link(20e-6, 1e-9)))
+    assert allreduce_across(8, 4, machine, 64) == pytest.approx(recursive_doubling(8, 64, shared))
 
 
 def test_exposed_wait_runs_buckets_in_order_one_at_a_time():
