@@ -132,9 +132,13 @@ def plot_scaling(prediction_path, directories, out):
     result = load_prediction(prediction_path)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for scaling, style in (("strong", "-o"), ("weak", "--s")):
-        entries = [e for e in result["predicted"] if e["scaling"] == scaling]
+        entries = [e for e in result["predicted"] if e["scaling"] == scaling and e.get("feasible", True)]
         ax.plot([e["world"] for e in entries], [1e3 * e["step_time"] for e in entries], style, markersize=3,
                 label=f"predicted, {scaling} scaling")
+    beyond = [e for e in result["predicted"] if not e.get("feasible", True)]
+    if beyond:
+        ax.plot([e["world"] for e in beyond], [1e3 * e["step_time"] for e in beyond], ":", color="grey",
+                label="strong, fewer samples than ranks")
     ax.plot([result["world"]], [1e3 * result["measured"]["step_time"]], "k*", markersize=10,
             label=f"measured by `mpigrad scaling` (world {result['world']})")
     points = measured_points(directories)
