@@ -11,6 +11,7 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
+from mpigrad.runtime.compression import overflow_message
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
 from mpigrad.runtime.checkpoint import write_atomically
 
@@ -73,7 +74,8 @@ class Job:
         check_same_arguments(comm, cfg, self.out, self.data.fingerprint)
         init(timeout=cfg.step_timeout)  # again: the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches,
+                               grad_comm_dtype=cfg.grad_comm_dtype)
         hyper = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.optimizer = ZeroOptimizer(self.dp, Adam, **hyper) if cfg.zero else Adam(self.dp.parameters(), **hyper)
         self.schedule = make_schedule(cfg, self.optimizer)
@@ -190,7 +192,9 @@ class Job:
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
             if cfg.nonfinite == "stop":
                 if self.comm.is_main:
-                    print(f"mpigrad train: stopping: non-finite loss {loss} or gradient norm {norm} at step "
+                    why = overflow_message(cfg.grad_comm_dtype, norm) if math.isfinite(loss) else None
+                    print(f"mpigrad train: stopping at step {self.step + 1}: {why}" if why else
+                          f"mpigrad train: stopping: non-finite loss {loss} or gradient norm {norm} at step "
                           f"{self.step + 1} (set nonfinite = \"skip\" to skip such steps)", file=sys.stderr, flush=True)
                 return None
             self.skipped += 1
