@@ -115,6 +115,7 @@ def _read_toml(path):
         raise ConfigError(f"config file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    data.pop("identity", None)  # a run's record of its numerical code (run.identity_toml), not a config key
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(f"config file {path}: table [{key}] is not allowed; keys are top-level")

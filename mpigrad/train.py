@@ -12,6 +12,7 @@ import numpy as np
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
+from mpigrad.runtime.identity import IdentityError, recorded
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
@@ -19,6 +20,7 @@ from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
+from .run import identity_toml
 from .stragglers import Stragglers
 
 
@@ -30,7 +32,7 @@ def train_command(config_path, overrides, out, quiet, overwrite=False, resume_di
     comm = init()
     try:
         job = Job(comm, config_path, overrides, out, quiet, overwrite, resume_dir)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, IdentityError) as e:
         # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
@@ -115,7 +117,7 @@ class Job:
         try:
             os.makedirs(self.out, exist_ok=True)
             with open(os.path.join(self.out, "config.toml"), "w") as f:
-                f.write(to_toml(self.cfg))
+                f.write(to_toml(self.cfg) + identity_toml(recorded()))
         except OSError as e:
             raise ConfigError(f"--out {self.out}: {e.strerror or e}") from None
         self.metrics = MetricsLog(os.path.join(self.out, "metrics.jsonl"), self.step if self.cfg.resume else None)
