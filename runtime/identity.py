@@ -80,7 +80,8 @@ def record_of(identities):
     """Rank 0's identity, the number of ranks, and under "rank" only what other ranks hold differently."""
     base = identities[0]
     others = {str(r): {k: v for k, v in ident.items() if base.get(k) != v} for r, ident in enumerate(identities)}
-    return {**base, "ranks": len(identities), "rank": {r: d for r, d in others.items() if d}}
+    differ = {r: d for r, d in others.items() if d}
+    return {**base, "ranks": len(identities), **({"rank": differ} if differ else {})}
 
 
 def rank_identities(record):
