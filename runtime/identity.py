@@ -5,6 +5,7 @@ same bits; ranks whose identities differ round the same sums differently. The CP
 recorded but does not decide anything: two CPUs running the same kernels give the same bits.
 """
 
+import functools
 import platform
 import sys
 
@@ -34,6 +35,7 @@ def numerical_identity():
             "cpu": cpu_model()}
 
 
+@functools.cache  # fixed when numpy loads
 def numpy_simd():
     """numpy's baseline and the dispatched SIMD targets this CPU runs (NPY_DISABLE_CPU_FEATURES removes some)."""
     try:
@@ -44,6 +46,7 @@ def numpy_simd():
     return " ".join(__cpu_baseline__) + (" + " + " ".join(found) if found else " only")
 
 
+@functools.cache
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
