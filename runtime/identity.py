@@ -139,16 +139,14 @@ def note_resumed(saved, where, is_main):
     current = recorded()
     if saved is None or _recorded is None or _recorded.get("resumed_from") == where:
         return
-    history = saved.get("earlier", [])
-    code = differences([*rank_identities(saved), *rank_identities(current)], CODE_KEYS)
-    if code:
-        history = [*history, {**{k: v for k, v in saved.items() if k != "earlier"}, "until": where}]
+    history, changed = saved.get("earlier", []), changes(saved, current)
+    if changed:
+        history = [*history, {**{k: v for k, v in saved.items() if k not in ("earlier", "resumed_from")},
+                              "until": where}]
         if is_main:
-            print(f"mpigrad: note: resuming from {where} on other numerical code than wrote it "
-                  f"({changes(saved, current)}): the bits from here on differ from an uninterrupted run's",
-                  file=sys.stderr, flush=True)
-    _recorded = {**current, "earlier": history, "resumed_from": where} if history else {**current,
-                                                                                         "resumed_from": where}
+            print(f"mpigrad: note: resuming from {where} on other numerical code than wrote it ({changed}): the "
+                  "bits from here on differ from an uninterrupted run's", file=sys.stderr, flush=True)
+    _recorded = {**current, **({"earlier": history} if history else {}), "resumed_from": where}
 
 
 def changes(before, now):

@@ -105,3 +105,10 @@ def test_a_rank_on_other_kernels_is_refused_by_every_rank(monkeypatch):
     except IdentityError as e:
         message = str(e)
     assert_everywhere(message is not None and "on rank 1" in message, f"not refused: {message}")
+
+
+def test_resume_on_the_same_mix_of_kernels_says_nothing(capsys, monkeypatch):
+    mix = record_of([MINE, {**MINE, "blas_kernels": "Sandybridge"}])
+    monkeypatch.setattr(identity, "_recorded", mix)
+    identity.note_resumed(mix, "step 3", is_main=True)
+    assert capsys.readouterr().err == "" and "earlier" not in identity.recorded()
