@@ -40,7 +40,8 @@ def read_identity(directory):
 def identity_toml(record, name="identity"):
     """The record as config.toml's [identity] table: rank 0's fields, [identity.rank.N] for ranks that
     differ, [[identity.earlier]] for the code a resumed run ran on before."""
-    scalars = [f"{key} = {_toml_value(value)}\n" for key, value in record.items() if not isinstance(value, (dict, list))]
+    scalars = [f"{key} = {_toml_value(value)}\n" for key, value in record.items()
+               if not isinstance(value, (dict, list))]
     text = f"\n[{name}]\n" + "".join(scalars)
     for rank, fields in record.get("rank", {}).items():
         text += f"\n[{name}.rank.{rank}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in fields.items())

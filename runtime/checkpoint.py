@@ -65,7 +65,7 @@ def load_checkpoint(path, model, optimizer):
 
 
 def checkpoint_identity(payload):
-    """The numerical identity (runtime/identity.py) of the run that wrote these archive bytes; None before it was kept."""
+    """The numerical identity (runtime/identity.py) of the run that wrote these archive bytes (None if older)."""
     with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
         return json.loads(archive["skeleton"].tobytes()).get("identity")
 

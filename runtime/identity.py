@@ -107,7 +107,8 @@ def differences(identities, keys):
 
 def describe(found):
     """'BLAS kernels: Haswell on rank 0, Sandybridge on rank 1' for each differing key."""
-    return "; ".join(f"{LABELS[key]}: " + ", ".join(f"{value} on {rank_list(ranks)}" for value, ranks in holders.items())
+    return "; ".join(f"{LABELS[key]}: " + ", ".join(f"{value} on {rank_list(ranks)}"
+                                                    for value, ranks in holders.items())
                      for key, holders in found.items())
 
 
@@ -119,8 +120,9 @@ def pin_advice(found):
     """The way out, one clause per kind of difference."""
     advice = []
     if "blas_kernels" in found:
-        advice.append(f"pin the BLAS kernels: OPENBLAS_CORETYPE set to one of {', '.join(map(str, found['blas_kernels']))} "
-                      "that every rank's CPU runs, in every rank's environment before numpy loads")
+        kernels = ", ".join(map(str, found["blas_kernels"]))
+        advice.append(f"pin the BLAS kernels: OPENBLAS_CORETYPE set to one of {kernels} that every rank's CPU "
+                      "runs, in every rank's environment before numpy loads")
     if "numpy_simd" in found:
         targets = [set(str(v).split()) - {"+", "only"} for v in found["numpy_simd"]]
         extra = sorted(set.union(*targets) - set.intersection(*targets))

@@ -105,8 +105,8 @@ def main():
                 if round_number < args.train_rounds:
                     steps[coretype].append(step_cpu(coretype, Path(scratch) / "run"))
     base, base_cpu, base_step = (statistics.median(x[""]) for x in (rates, cpu_rates, steps))
-    print(f"{'OPENBLAS_CORETYPE':<18} {'kernels':<12} {'sgemm GFLOP/s wall':>18} {'ratio':>6} {'sgemm GFLOP/s CPU':>17} "
-          f"{'ratio':>6} {'job step CPU ms':>15} {'ratio':>6}  bits change at 2 threads")
+    print(f"{'OPENBLAS_CORETYPE':<18} {'kernels':<12} {'sgemm GFLOP/s wall':>18} {'ratio':>6} "
+          f"{'sgemm GFLOP/s CPU':>17} {'ratio':>6} {'job step CPU ms':>15} {'ratio':>6}  bits change at 2 threads")
     for coretype in KERNELS:
         median = statistics.median(rates[coretype])
         cpu, step = statistics.median(cpu_rates[coretype]), statistics.median(steps[coretype])
