@@ -87,6 +87,16 @@ def record_of(identities):
     return {**base, "ranks": len(identities), **({"rank": differ} if differ else {})}
 
 
+def well_formed(record, depth=0):
+    """A record as record_of() and note_resumed() make them (a checkpoint is read from outside)."""
+    count = record.get("ranks", 1) if isinstance(record, dict) else None
+    if not (isinstance(count, int) and 0 < count <= 2**20):
+        return False
+    ranks, earlier = record.get("rank", {}), record.get("earlier", [])
+    return (isinstance(ranks, dict) and all(isinstance(d, dict) for d in ranks.values()) and isinstance(earlier, list)
+            and depth < 2 and all(well_formed(e, depth + 1) for e in earlier))
+
+
 def rank_identities(record):
     """The per-rank identities a record stands for."""
     base = {k: v for k, v in record.items() if k in LABELS}
