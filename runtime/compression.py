@@ -10,6 +10,8 @@ is rounded once, not at every hop as a 16-bit all-reduce would (PyTorch DDP's fp
 compress hooks and Horovod's Compression.fp16 cast, all-reduce in 16 bits and cast back).
 """
 
+from collections import deque
+
 import numpy as np
 
 WIRE_DTYPES = ("float32", "bfloat16", "float16")
@@ -88,6 +90,12 @@ class WireAllreduce:
     def __init__(self, comm, kind):
         self.comm, self.kind = comm, check_wire_dtype(kind)
         self._buffers = {}
+        # MPI matches collectives on a communicator by the order ranks issue them. A sum's second
+        # collective starts whenever its first is found complete, which differs between ranks, so the
+        # gathers get a communicator of their own (collective: every rank builds its DataParallel)
+        # and start strictly in launch order (the oldest sum still in its first phase goes first).
+        self.gather_mpi = comm.mpi.Dup() if comm.size > 1 and kind != "float32" else None
+        self.first_phase = deque()
 
     def __call__(self, grad):
         """grad <- sum over ranks of grad (float32 buffer, in place); returns a request (Test, Wait)."""
@@ -123,13 +131,20 @@ class _TwoPhaseSum:
         self.received = wire.buffer(("received", id(grad)), size * self.chunk)
         self.request = self.mpi.Ialltoall([self.codes, MPI.UINT16_T], [self.received, MPI.UINT16_T])
         self.phase = 1
+        wire.first_phase.append(self)
 
     def Test(self):
+        if self.phase == 1 and self.wire.first_phase[0] is not self:
+            return False  # an older sum must start its gather first (launch order on every rank)
         if self.request.Test():
             self._advance()
         return self.phase == 3
 
     def Wait(self):
+        while self.phase == 1:
+            oldest = self.wire.first_phase[0]
+            oldest.request.Wait()
+            oldest._advance()
         while self.phase < 3:
             self.request.Wait()
             self._advance()
@@ -151,7 +166,8 @@ class _TwoPhaseSum:
         for row in rows[1:]:
             total += decode(row, kind, out=scratch)
         encode(total, kind, out=self.codes[lo:lo + self.chunk])
-        self.request = self.mpi.Iallgather(MPI.IN_PLACE, [self.codes, MPI.UINT16_T])
+        assert self.wire.first_phase.popleft() is self
+        self.request = self.wire.gather_mpi.Iallgather(MPI.IN_PLACE, [self.codes, MPI.UINT16_T])
         self.phase = 2
 
 

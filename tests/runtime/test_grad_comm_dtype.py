@@ -100,3 +100,25 @@ def test_bad_wire_dtypes_are_refused_on_every_rank():
         DataParallel(model32(), comm(), grad_comm_dtype="int8")
     with pytest.raises(ValueError, match="grad_comm_dtype='bfloat16' needs float32 parameters"):
         DataParallel(make_model(), comm(), grad_comm_dtype="bfloat16")  # float64
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_sums_found_complete_in_different_orders_on_different_ranks_still_add_up(wire):
+    """A 16-bit sum starts its second collective when its first is found complete. Rank 0 polls the
+    newer sum first, the others wait on the older one: the gathers must still match by launch order."""
+    from mpigrad.runtime.compression import WireAllreduce
+    c = comm()
+    wire_sum = WireAllreduce(c, wire)
+    older = np.full(64, 1.0 + c.rank, np.float32)
+    newer = np.full(64, 100.0 * (1 + c.rank), np.float32)
+    expect_older, expect_newer = older.copy(), newer.copy()
+    expect_older[:] = sum(1.0 + r for r in range(c.size))
+    expect_newer[:] = sum(100.0 * (1 + r) for r in range(c.size))
+    requests = [wire_sum(older), wire_sum(newer)]
+    if c.rank == 0:
+        for _ in range(200):  # polls only the newer sum: its gather must not go out before the older's
+            requests[1].Test()
+    for request in requests:
+        request.Wait()
+    assert_everywhere(np.array_equal(older, expect_older) and np.array_equal(newer, expect_newer),
+                      f"{wire} sums polled in different orders")
