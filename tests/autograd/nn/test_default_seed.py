@@ -1,0 +1,44 @@
+"""Layers built without `rng` are the same every run: one default seed, set with manual_seed (as in PyTorch)."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from mpigrad.autograd import manual_seed, nn
+
+# a fresh interpreter each time: numpy's global state and the default generator start anew
+DRAW = """
+import sys
+import numpy as np
+from mpigrad.autograd import manual_seed, nn
+if len(sys.argv) > 1:
+    manual_seed(int(sys.argv[1]))
+model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5))
+out = model(np.ones((3, 4), np.float32)).data
+sys.stdout.write(out.tobytes().hex())
+"""
+
+
+def run(*seed):
+    return subprocess.run([sys.executable, "-c", DRAW, *map(str, seed)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def test_two_runs_draw_the_same_weights_and_dropout_masks():
+    assert run() == run()
+
+
+def test_manual_seed_chooses_the_stream():
+    assert run(3) == run(3) != run(4)
+    assert run(0) == run()  # the default is seed 0
+
+
+def test_manual_seed_in_process_repeats_the_dropout_masks():
+    x = np.ones((2, 50), np.float32)
+    manual_seed(7)
+    first = nn.Dropout(0.5)(x).data
+    manual_seed(7)
+    np.random.seed(1)  # numpy's global state plays no part
+    np.testing.assert_array_equal(nn.Dropout(0.5)(x).data, first)
+    assert 0 < np.count_nonzero(first) < first.size
