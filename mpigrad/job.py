@@ -4,9 +4,8 @@ import glob
 import os
 import re
 import shutil
-import signal
 
-from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
+from mpigrad.runtime import CheckpointError, StopSignal, load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
 
 
@@ -113,21 +112,5 @@ def resume_state(job, path):
     return extra["step"], extra["skipped"]
 
 
-class Shutdown:
-    """SIGINT/SIGTERM only set a flag; all ranks agree at the end of a step, checkpoint and exit."""
-
-    def __init__(self, comm):
-        self.comm, self.signum = comm, 0
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._note)
-
-    def _note(self, signum, frame):
-        self.signum = signum
-
-    def requested(self):
-        self.signum = self.comm.allreduce_obj(self.signum, op="max")
-        return self.signum != 0
-
-    @property
-    def signal_name(self):
-        return signal.Signals(self.signum).name
+# SIGINT/SIGTERM only set a flag; all ranks agree at the end of a step, checkpoint and exit.
+Shutdown = StopSignal
