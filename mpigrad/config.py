@@ -59,8 +59,11 @@ KEYS = {
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
     "step_timeout": Key(300.0, float, "seconds a rank may go without progress before the job is ended, saying "
                         "where (start-up and the first step: twice that, at least +120 s); 0: never", 0.0),
-    "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
-    "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
+    "digest_every": Key(10, int, "state digests in metrics.jsonl: a metrics row at a multiple of digest_every "
+                        "carries one, and so does the last; digests add no rows (log_every = 50 with digest_every "
+                        "= 10 gives one every 50 steps); 0: never", 0),
+    "log_every": Key(10, int, "steps between metrics rows and progress lines (a row and a line also come with "
+                     "each evaluation and at the end)", 1),
     "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),
     "d_model": Key(64, int, "transformer: embedding width", 1, model="transformer"),
     "num_heads": Key(4, int, "transformer: attention heads", 1, model="transformer"),

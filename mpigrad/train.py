@@ -75,7 +75,7 @@ class Job:
         self.unit = ("tokens" if tokens > 1 else "samples", tokens)
         self.times = StepTimes(start_step=self.step, elapsed_before=self.metrics.elapsed_before if comm.is_main else 0)
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet, *self.unit, times=self.times,
-                                 samples_per_step=cfg.global_batch)
+                                 samples_per_step=cfg.global_batch, world_size=comm.size)
         if resume_from:
             self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
         self.micro_batches = micro_batches
@@ -211,10 +211,11 @@ class Job:
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
-        if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+        # rows (and progress lines) at log_every steps, evaluations and the end; a digest only rides in a row
+        logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if logged and cfg.digest_every and (step % cfg.digest_every == 0 or last):
             progress("state digest", step)
             row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
-        logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
