@@ -13,7 +13,7 @@ from mpigrad.optim import Adam, CosineLR, clip_scale
 
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
 
-from .config import ConfigError, load_config, resume_request, to_toml
+from .config import ConfigError, load_config, resolve_epochs, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
 from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
@@ -98,6 +98,7 @@ class Job:
             batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
         except ValueError as e:
             raise ConfigError(f"data {data.source}: {e}") from None
+        resolve_epochs(cfg, data.train.num_samples)
         return cfg, data, batches, build_model(cfg, data)
 
     def claim_out(self, overwrite):

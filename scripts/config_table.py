@@ -1,6 +1,6 @@
 """Print the config reference table (Markdown) for the README from the checked keys themselves."""
 
-from mpigrad.config import KEYS
+from mpigrad.config import KEYS, key_help
 
 
 def main():
@@ -8,7 +8,7 @@ def main():
     print("|---|---|---|")
     for key, spec in KEYS.items():
         default = str(spec.default).lower() if isinstance(spec.default, bool) else repr(spec.default)
-        print(f"| `{key}` | `{default}` | {spec.doc} |")
+        print(f"| `{key}` | `{default}` | {key_help(key)} |")
 
 
 if __name__ == "__main__":
