@@ -101,9 +101,9 @@ def test_the_script_takes_a_config_path_relative_to_where_it_was_called(tmp_path
     keys = [item for item in TINY if not item.startswith(("steps=", "checkpoint_every="))]
     (tmp_path / "job.toml").write_text("\n".join([*keys, "checkpoint_every=0"]) + "\n")
     script = ["bash", str(ROOT / "scripts" / "check_determinism.sh"), "2"]
-    code, out, err = check("--config", "job.toml", "--worlds", "1,2", sets=[], command=script, cwd=tmp_path)
+    code, out, err = check("--config", "job.toml", "--worlds", "1", sets=[], command=script, cwd=tmp_path)
     assert code == 0, out + err
-    assert "bitwise equal at world sizes 1, 2" in out
+    assert "bitwise equal at world sizes 1 (" in out
 
 
 def test_a_launcher_with_an_unknown_placeholder_is_one_line(capsys):
