@@ -49,11 +49,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 SITE=$(purelib .venv/bin/python)
 purelib "$CACHE/bin/python" > "$SITE/mpigrad-mpich-packages.pth"
-LIBMPI=$(ls "$CACHE"/lib/libmpi.so.* | head -1)
-# mpi4py looks for libmpi under sys.prefix/lib, which is the thin venv's: name the cached one
-echo "import os; os.environ.setdefault('MPI4PY_LIBMPI', '$LIBMPI')" >> "$SITE/mpigrad-mpich-packages.pth"
-for tool in "$CACHE"/bin/mpi* "$CACHE"/bin/hydra_*; do
-    ln -sf "$tool" ".venv/bin/$(basename "$tool")"
+# mpi4py looks for libmpi under sys.prefix/lib, the thin venv's: link the cached one (and the
+# libraries it loads from $ORIGIN/mpich) there. Not MPI4PY_LIBMPI: child processes would inherit it,
+# .venv-openmpi's Python among them.
+for file in "$CACHE"/lib/libmpi* "$CACHE"/lib/mpich "$CACHE"/bin/mpi* "$CACHE"/bin/hydra_*; do
+    ln -sfn "$file" ".venv/${file#"$CACHE"/}"
 done
 if [ "$(cat .venv/mpigrad-stamp 2>/dev/null)" != "$STAMP" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
