@@ -98,7 +98,8 @@ class ArrayData:
         self.val = Rows(X, y, val, dtype)
 
     def describe(self):
-        flattened = f" (each {'x'.join(map(str, self.sample_shape))} sample flattened)" if len(self.sample_shape) > 1 else ""
+        shape = "x".join(map(str, self.sample_shape))
+        flattened = f" (each {shape} sample flattened)" if len(self.sample_shape) > 1 else ""
         return (f"{self.source}: {self.train.num_samples} training rows, {self.val.num_samples} validation, "
                 f"{self.features} features{flattened}, {self.classes} classes")
 
