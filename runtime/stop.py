@@ -24,15 +24,19 @@ class StopSignal:
 
     def __init__(self, comm=None, signals=(signal.SIGINT, signal.SIGTERM)):
         self.comm = comm if comm is not None else init()
-        self.signum = 0
+        self.signum = 0  # the signal the ranks agreed on (0: none yet)
+        self._caught = 0  # this rank's; only the handler writes it
         self._previous = {sig: signal.signal(sig, self._note) for sig in signals}
 
     def _note(self, signum, frame):
-        self.signum = signum
+        self._caught = signum
 
     def requested(self):
         """True on every rank once any rank has caught a signal (collective: call it on every rank)."""
-        self.signum = self.comm.allreduce_obj(self.signum, op="max")
+        # The handler runs when the MPI call returns, before any assignment after it: writing the
+        # result into the handler's own variable would lose a signal that arrived during the call.
+        agreed = self.comm.allreduce_obj(self._caught, op="max")
+        self.signum = self.signum or agreed
         return self.signum != 0
 
     @property

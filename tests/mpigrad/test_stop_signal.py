@@ -70,3 +70,18 @@ def test_ctrl_c_without_stop_signal_is_one_line_per_rank(tmp_path):
     lines = [line for line in err.splitlines() if "interrupted (SIGINT)" in line]
     assert 1 <= len(lines) <= 2 and all(line.startswith("mpigrad: rank ") for line in lines), err
     assert "use mpigrad.runtime.StopSignal" in lines[0]
+
+
+class SignalDuringTheCall:
+    """A communicator of one rank that receives SIGTERM while inside allreduce (where ranks spend their waits)."""
+
+    def allreduce_obj(self, value, op):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return value  # what the ranks had sent before the signal
+
+
+def test_a_signal_during_the_agreement_is_kept_for_the_next_step():
+    from mpigrad.runtime import StopSignal
+    with StopSignal(SignalDuringTheCall()) as stop:
+        answers = [stop.requested(), stop.requested()]
+    assert answers[-1] and stop.signal_name == "SIGTERM" and stop.exit_code == 143, answers
