@@ -8,10 +8,12 @@ from .inspect import GradcheckError, gradcheck, to_dot
 from .ops import exp, log, matmul, relu, sigmoid, sqrt, tanh
 
 from . import nn  # noqa: E402  (after the ops it builds on)
+from .nn.init import manual_seed  # noqa: E402
 
 __all__ = [
     "Variable", "no_grad", "is_grad_enabled", "queue_callback", "gradcheck", "GradcheckError",
     "to_dot", "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "exp", "log", "sqrt",
     "matmul", "softmax", "log_softmax", "concat", "stack", "dropout", "mse_loss", "mae_loss",
     "sse_loss", "cross_entropy", "binary_cross_entropy_with_logits", "nn",
+    "manual_seed",
 ]

@@ -35,7 +35,9 @@ KEYS = {
     "labels": Key("", str, "mlp: labels file for .npy or IDX data", model="mlp"),
     "val_fraction": Key(0.1, float, "share of the data held out for validation", 0.0, 0.5),
     "seed": Key(0, int, "seed of initialisation, shuffling and sampling", 0, 2**63 - 1),
-    "steps": Key(2000, int, "optimizer steps to train", 1),
+    "steps": Key(2000, int, "optimizer steps to train (or set epochs)", 1),
+    "epochs": Key(0, int, "passes over the training rows instead of steps: steps = epochs x (training rows // "
+                  "global_batch), each epoch's tail dropped; 0: use steps. Set steps or epochs, not both", 0),
     "global_batch": Key(32, int, "samples per optimizer step, whatever the number of ranks", 1),
     "micro_batch": Key(8, int, "samples per forward/backward pass", 1),
     "lr": Key(3e-3, float, "peak learning rate (Adam)", 0.0, positive=True),
@@ -52,7 +54,8 @@ KEYS = {
                            choices=("float32", "bfloat16", "float16")),
     "zero": Key(False, bool, "ZeRO-1: each rank keeps the Adam state of 1/world of the parameters (the same "
                 "bits as replicated, in both modes)"),
-    "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
+    "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm, stop (exit 1, the checkpoint holding the "
+                     "step before) or skip the step", choices=("stop", "skip")),
     "dtype": Key("float32", str, "parameter dtype", choices=("float32", "float64")),
     "checkpoint_every": Key(250, int, "steps between checkpoints (one is always written at the end); 0: end only", 0),
     "keep_checkpoints": Key(2, int, "checkpoints kept on disk", 1),
@@ -62,8 +65,11 @@ KEYS = {
     "check_replicas_every": Key(0, int, "steps between checks that all replicas hold the same bits; 0: never", 0),
     "step_timeout": Key(300.0, float, "seconds a rank may go without progress before the job is ended, saying "
                         "where (start-up and the first step: twice that, at least +120 s); 0: never", 0.0),
-    "digest_every": Key(10, int, "steps between state digests in metrics.jsonl (also at the end); 0: never", 0),
-    "log_every": Key(10, int, "steps between metrics rows and progress lines", 1),
+    "digest_every": Key(10, int, "state digests in metrics.jsonl: a metrics row at a multiple of digest_every "
+                        "carries one, and so does the last; digests add no rows (log_every = 50 with digest_every "
+                        "= 10 gives one every 50 steps); 0: never", 0),
+    "log_every": Key(10, int, "steps between metrics rows and progress lines (a row and a line also come with "
+                     "each evaluation and at the end)", 1),
     "context": Key(64, int, "transformer: characters of context", 2, model="transformer"),
     "d_model": Key(64, int, "transformer: embedding width", 1, model="transformer"),
     "num_heads": Key(4, int, "transformer: attention heads", 1, model="transformer"),
@@ -74,6 +80,14 @@ KEYS = {
                    "labels seen)", 0, model="mlp"),
     "activation": Key("relu", str, "mlp: activation", choices=("relu", "tanh", "gelu", "sigmoid"), model="mlp"),
 }
+
+def key_help(key):
+    """The key's help text with its allowed values, as the config table shows it."""
+    spec = KEYS[key]
+    if spec.choices:
+        return f"{spec.doc}: one of " + ", ".join(f"`{c}`" for c in spec.choices)
+    return spec.doc
+
 
 # Keys that shape the trajectory: a resumed run must use the checkpoint's values.
 TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_batch", "micro_batch",
@@ -86,7 +100,7 @@ RECORDS = ("data_fingerprint", "identity")  # identity: the run's numerical code
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
-RESUME_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
+RESUME_KEYS = ("steps", "epochs", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_samples",
                "check_replicas_every", "step_timeout", "digest_every", "log_every", "sample_chars", "zero")
 
 
@@ -152,10 +166,27 @@ def check_config(raw, world_size=1):
     for key in raw:  # a default of the other model is harmless; a value the user set is a mistake
         if KEYS[key].model not in (None, cfg["model"]):
             raise ConfigError(f"config key '{key}' applies to model '{KEYS[key].model}', not to model '{cfg['model']}'")
+    if cfg["epochs"] and "steps" in raw:
+        raise ConfigError(f"config keys 'steps' ({cfg['steps']}) and 'epochs' ({cfg['epochs']}) are both set; set "
+                          "one of them (epochs counts the steps from the data's rows)")
     _check_combination(cfg, world_size)
+    if not cfg["epochs"]:
+        resolve_decay(cfg)
+    return cfg
+
+
+def resolve_decay(cfg):
+    """decay_steps = 0 means until the last step: fixed once `steps` is known."""
     if cfg["decay_steps"] == 0:
         cfg["decay_steps"] = max(1, cfg["steps"] - cfg["warmup_steps"])
-    return cfg
+
+
+def resolve_epochs(cfg, train_rows):
+    """With `epochs` set: steps (and an automatic decay_steps) from the data's training rows, in place."""
+    if cfg.epochs:
+        values = vars(cfg)
+        values["steps"] = cfg.epochs * (train_rows // cfg.global_batch)
+        resolve_decay(values)
 
 
 def _check_known(key):
@@ -235,8 +266,13 @@ def trajectory_mismatch(cfg, saved):
 def to_toml(cfg):
     """The config as TOML text, one `key = value` line per key of its model, in KEYS order."""
     values = vars(cfg) if isinstance(cfg, SimpleNamespace) else cfg
-    return "".join(f"{key} = {_toml_value(values[key])}\n" for key, spec in KEYS.items()
-                   if spec.model in (None, values["model"]))
+    return "".join(_toml_line(key, values) for key, spec in KEYS.items() if spec.model in (None, values["model"]))
+
+
+def _toml_line(key, values):
+    line = f"{key} = {_toml_value(values[key])}\n"
+    # epochs fixes steps; the resolved count stays readable without being a second, conflicting setting
+    return f"# {line[:-1]} (from epochs)\n" if key == "steps" and values["epochs"] else line
 
 
 def _toml_value(value):

@@ -93,14 +93,17 @@ class ArrayData:
         self.source = source
         _check_labels(X, y, source)
         self.features = int(np.prod(X.shape[1:], dtype=np.int64))
+        self.sample_shape = tuple(int(d) for d in X.shape[1:])
         self.classes = int(y.max()) + 1 if classes is None else class_count(y, source, classes)
         train, val = split_rows(len(y), val_fraction)
         self.train = Rows(X, y, train, dtype)
         self.val = Rows(X, y, val, dtype)
 
     def describe(self):
+        shape = "x".join(map(str, self.sample_shape))
+        flattened = f" (each {shape} sample flattened)" if len(self.sample_shape) > 1 else ""
         return (f"{self.source}: {self.train.num_samples} training rows, {self.val.num_samples} validation, "
-                f"{self.features} features, {self.classes} classes")
+                f"{self.features} features{flattened}, {self.classes} classes")
 
 
 def class_count(y, source, declared=0):

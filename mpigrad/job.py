@@ -1,9 +1,8 @@
 """What a training job keeps across interruptions: rotating checkpoints, resume, signal shutdown."""
 
 import os
-import signal
 
-from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
+from mpigrad.runtime import CheckpointError, StopSignal, load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
 from .fingerprint import check_recorded, describe, same
 from .rundir import checkpoint_files, checkpoint_name
@@ -104,24 +103,17 @@ def resume_state(job, path):
     return extra["step"], extra["skipped"]
 
 
-class Shutdown:
-    """SIGINT/SIGTERM only set a flag; all ranks agree at the end of a step, checkpoint and exit."""
+class Shutdown(StopSignal):
+    """SIGINT/SIGTERM only set a flag; all ranks agree at the end of a step, checkpoint and exit. A
+    rank's failed write (metrics, one line) is agreed on the same way: every rank stops after it."""
 
     def __init__(self, comm):
-        self.comm, self.signum, self.error = comm, 0, None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._note)
-
-    def _note(self, signum, frame):
-        self.signum = signum
+        super().__init__(comm)
+        self.error = None
 
     def requested(self, error=None):
-        """Whether any rank was signalled or failed to write (`error`, one line); the same answer on every rank."""
-        everyone = self.comm.allgather_obj((self.signum, error))
-        self.signum = max(signum for signum, _ in everyone)
+        """Whether any rank was signalled or failed to write; the same answer on every rank."""
+        everyone = self.comm.allgather_obj((self.caught_here, error))  # never written back: see StopSignal
+        self.signum = self.signum or max(signum for signum, _ in everyone)
         self.error = next((e for _, e in everyone if e), None)
         return self.signum != 0 or self.error is not None
-
-    @property
-    def signal_name(self):
-        return signal.Signals(self.signum).name

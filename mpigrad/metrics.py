@@ -124,17 +124,29 @@ class StepTimes:
                 f"communication wait {wait:.1f} % of step time")
 
 
-class Progress:
-    """A tqdm bar when rank 0's stdout is a terminal (so not under mpiexec, whose ranks write into
-    pipes), plain lines every log_every steps otherwise, or nothing. Rates and ETA come from
-    `times`' window of recent steps."""
+# Set in the ranks' environment by MPI launchers: Open MPI's mpirun (which gives ranks a pty, so
+# stdout looks like a terminal even when redirected to a file), MPICH/Intel hydra, PMIx, Slurm's srun.
+LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
 
-    def __init__(self, total, start, enabled, unit="samples", unit_scale=1, times=None, samples_per_step=1):
+
+def launched_by_mpi(world_size=1):
+    """True for a rank of an MPI launch (even a launch of one rank)."""
+    return world_size > 1 or any(name in os.environ for name in LAUNCHER_VARIABLES)
+
+
+class Progress:
+    """A tqdm bar when stdout is a terminal and no MPI launcher started the process, plain lines at
+    logged steps otherwise (a launcher's output usually ends in a file), or nothing. Rates and ETA
+    come from `times`' window of recent steps."""
+
+    def __init__(self, total, start, enabled, unit="samples", unit_scale=1, times=None, samples_per_step=1,
+                 world_size=1):
         self.total, self.start, self.unit, self.unit_scale = total, start, unit, unit_scale
         self.enabled, self.samples_per_step = enabled, samples_per_step
         self.times = times if times is not None else StepTimes(start_step=start)
         self.bar = None
-        if enabled and sys.stdout is not None and sys.stdout.isatty():  # None: started with stdout closed
+        if (enabled and sys.stdout is not None  # None: started with stdout closed
+                and sys.stdout.isatty() and not launched_by_mpi(world_size)):
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
@@ -148,11 +160,14 @@ class Progress:
             postfix = {"loss": f"{row['loss']:.4f}", f"{self.unit}/s": f"{rate:,.0f}"}
             if "val_loss" in row:
                 postfix["val"] = f"{row['val_loss']:.4f}"
+            if "val_accuracy" in row:
+                postfix["val_acc"] = f"{row['val_accuracy']:.3f}"
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(step - self.bar.n)
         elif show_line:
             eta = per_step * (self.total - step)
             val = f" val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
+            val += f" val_accuracy {row['val_accuracy']:.3f}" if "val_accuracy" in row else ""
             self._print(f"step {step}/{self.total} loss {row['loss']:.4f}{val} lr {row['lr']:.2e} "
                         f"{rate:,.0f} {self.unit}/s eta {format_duration(eta)}")
 

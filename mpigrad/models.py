@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from mpigrad.autograd import cross_entropy, nn, no_grad, softmax
+from mpigrad.autograd import cross_entropy, manual_seed, nn, no_grad, softmax
 from mpigrad.runtime import progress
 
 
@@ -76,7 +76,7 @@ class Classifier(nn.Module):
 def build_model(cfg, data):
     """The model the config names, initialised from the seed alone (every rank builds the same one)."""
     check_fits(cfg, data)
-    np.random.seed(cfg.seed % 2**32)  # layers draw their initial weights from numpy's global generator
+    manual_seed(cfg.seed % 2**32)  # layers built without rng draw their initial weights from it
     if cfg.model == "transformer":
         model = CharTransformer(len(data.vocab), cfg.context, cfg.d_model, cfg.num_heads, cfg.num_layers)
     else:

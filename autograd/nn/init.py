@@ -11,21 +11,38 @@ import math
 import numpy as np
 
 __all__ = [
-    "fans", "resolve_rng", "uniform", "normal", "zeros", "ones",
+    "fans", "manual_seed", "resolve_rng", "uniform", "normal", "zeros", "ones",
     "xavier_uniform", "xavier_normal", "glorot_uniform", "glorot_normal",
     "kaiming_uniform", "kaiming_normal", "he_uniform", "he_normal",
     "lecun_uniform", "lecun_normal",
 ]
 
 
-def resolve_rng(rng=None):
-    """rng as a Generator; None draws a seed from numpy's global state so np.random.seed(s) fixes it.
+# The generator layers built without `rng` draw their seeds from; manual_seed() replaces it. Seeded
+# at import, so a script gives the same bits every run (as PyTorch's default generator does).
+_default = np.random.RandomState(0)
 
-    Every rank builds the same model after the same np.random.seed(s), which is how the runtime
-    keeps replicas identical without passing generators around. An int is used as a seed.
+
+def manual_seed(seed):
+    """Seed the generator that layers built without `rng` draw from (initial weights, Dropout masks).
+
+    As torch.manual_seed: call it once before building the model; `seed` is an int in [0, 2**32).
+    Without a call the seed is 0. numpy's global state (np.random.seed) plays no part.
+    """
+    global _default
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"manual_seed: seed must be an integer in [0, 2**32), got {seed!r}")
+    _default = np.random.RandomState(int(seed))
+
+
+def resolve_rng(rng=None):
+    """rng as a Generator; None draws a seed from the generator manual_seed() set (seed 0 until then).
+
+    Every rank builds the same model after the same manual_seed(s) (or none): the runtime keeps
+    replicas identical without passing generators around. An int is used as a seed.
     """
     if rng is None:
-        return np.random.default_rng(np.random.randint(0, 2**31, size=4))
+        return np.random.default_rng(_default.randint(0, 2**31, size=4))
     if isinstance(rng, (int, np.integer)):
         return np.random.default_rng(int(rng))
     if not isinstance(rng, np.random.Generator):

@@ -2,8 +2,8 @@
 
 dtype defaults to float32 (like PyTorch); all parameters of a layer share it. Pass
 dtype=np.float64 for gradient checks. rng is a numpy Generator, an int seed, or None, which
-draws a seed from numpy's global state (np.random.seed(s) before construction makes the
-model reproducible; see init.resolve_rng).
+draws a seed from the generator `mpigrad.autograd.manual_seed(s)` sets (seed 0 until then, so a
+script builds the same model and draws the same Dropout masks every run; see init.resolve_rng).
 """
 
 import math
@@ -70,7 +70,11 @@ class GELU(Module):
 
 
 class Dropout(Module):
-    """x * Bernoulli(1 - p) / (1 - p) while training, x in eval mode; masks come from self.rng."""
+    """x * Bernoulli(1 - p) / (1 - p) while training, x in eval mode; masks come from self.rng.
+
+    Without `rng` the masks follow manual_seed() (the same every run). Every rank seeded alike draws
+    the same masks; pass rng=seed + comm.rank for masks that differ across ranks.
+    """
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()

@@ -3,6 +3,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import numpy as np
 
 from launch import mpiexec
 from mpigrad.cli import main
@@ -11,11 +14,14 @@ from test_train_cli import TINY
 SETS = [a for item in [*TINY, "steps=3", "checkpoint_every=0"] for a in ("--set", item)]
 
 
-def check(*args, timeout=180):
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def check(*args, timeout=180, sets=SETS, command=None, cwd=None):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     env.pop("PMI_RANK", None)
-    done = subprocess.run([sys.executable, "-m", "mpigrad", "check-determinism", *SETS, *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    command = command or [sys.executable, "-m", "mpigrad", "check-determinism"]
+    done = subprocess.run([*command, *sets, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -77,3 +83,62 @@ def test_bad_worlds_and_launcher_are_one_line(capsys):
     assert refused(capsys, "--worlds", "1,x") == ("mpigrad check-determinism: error: --worlds '1,x': expected "
                                                   "distinct positive integers separated by commas, like 1,2,4")
     assert "must contain {n}" in refused(capsys, *SETS, "--worlds", "1", "--launcher", "mpiexec -n 2")
+
+
+def test_the_classifier_is_checked(tmp_path):
+    # the text sample is the transformer's: forcing it off must not refuse the mlp
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    np.savez(tmp_path / "blobs.npz", X=X, y=np.argmax(X[:, :3], axis=1))
+    sets = ['model="mlp"', f'data="{tmp_path / "blobs.npz"}"', "hidden=[8]", "steps=3", "global_batch=8",
+            "micro_batch=2", "checkpoint_every=0", "eval_every=2", "eval_samples=8"]
+    code, out, err = check("--worlds", "1,2", sets=[a for item in sets for a in ("--set", item)])
+    assert code == 0, out + err
+    assert table(out)["2"][1] == "yes" and "bitwise equal at world sizes 1, 2" in out, out
+
+
+def test_the_script_takes_a_config_path_relative_to_where_it_was_called(tmp_path):
+    keys = [item for item in TINY if not item.startswith(("steps=", "checkpoint_every="))]
+    (tmp_path / "job.toml").write_text("\n".join([*keys, "checkpoint_every=0"]) + "\n")
+    script = ["bash", str(ROOT / "scripts" / "check_determinism.sh"), "2"]
+    code, out, err = check("--config", "job.toml", "--worlds", "1", sets=[], command=script, cwd=tmp_path)
+    assert code == 0, out + err
+    assert "bitwise equal at world sizes 1 (" in out
+
+
+def test_a_launcher_with_an_unknown_placeholder_is_one_line(capsys):
+    err = refused(capsys, *SETS, "--worlds", "1", "--launcher", "mpiexec -n {x}")
+    assert err == ("mpigrad check-determinism: error: --launcher 'mpiexec -n {x}': unknown placeholder {x}; the "
+                   "only one is {n}, the number of ranks (write {{ and }} for literal braces)")
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    err = refused(capsys, *SETS, "--worlds", "1", "--out", str(tmp_path / "file"))
+    assert err == f"mpigrad check-determinism: error: --out {tmp_path / 'file'}: a file is in the way"
+
+
+def test_a_launch_that_outlives_the_timeout_is_ended_and_reported(tmp_path):
+    marker = tmp_path / "still-running"
+    # the launcher sleeps, then would leave a mark: ended by the timeout, it never does
+    launcher = f"sh -c 'sleep 20; touch {marker}' {{n}}"
+    code, out, err = check("--worlds", "1", "--launcher", launcher, "--timeout", "1", "--out", str(tmp_path / "r"),
+                           timeout=60)
+    assert code == 1, out + err
+    assert table(out)["1"][1:4] == ["FAILED", "timeout", "1"], out
+    assert err.strip().splitlines() == [f"mpigrad check-determinism: world size 1: no result after --timeout 1 s; "
+                                        f"ended the launch (its output: {tmp_path / 'r' / 'world-1.log'}; pass a "
+                                        "larger --timeout for longer runs)"], err
+    assert not running_with(str(marker)), "the launcher was left running"
+
+
+def running_with(text):
+    """PIDs of processes whose command line holds `text`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if text.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found

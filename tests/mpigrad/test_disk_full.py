@@ -35,7 +35,8 @@ SCRIPT = textwrap.dedent("""
 
 def check_stopped_cleanly(err, out, cause):
     """One line naming the path and cause; only the step-3 checkpoint on disk, no temporary."""
-    lines = err.strip().splitlines()
+    # a straggler warning is a timing observation (a loaded machine can slow one rank for 5 steps), not an error
+    lines = [line for line in err.strip().splitlines() if "is a straggler" not in line]
     assert len(lines) == 1, err
     checkpoints = out / "checkpoints"
     assert lines[0] == (f"mpigrad train: error: cannot write checkpoint {checkpoints}/step-00000006.ckpt: {cause}; "

@@ -39,5 +39,6 @@ def rosenbrock_grad(x):
 @pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.02), lambda ps: AdamW(ps, lr=0.02, weight_decay=1e-5),
                                   lambda ps: SGD(ps, lr=5e-4, momentum=0.9)], ids=["adam", "adamw", "sgd-momentum"])
 def test_rosenbrock(make):
-    x = minimise(make, rosenbrock_grad, [-1.5, 2.0], 20000)
+    # within 1e-2 of the minimum from step 5700 (Adam), 1986 (AdamW), 2274 (SGD) on: 8000 leaves a margin
+    x = minimise(make, rosenbrock_grad, [-1.5, 2.0], 8000)
     np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-2)

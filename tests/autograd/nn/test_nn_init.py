@@ -65,9 +65,12 @@ def test_resolve_rng():
     g = np.random.default_rng(0)
     assert init.resolve_rng(g) is g
     assert init.resolve_rng(5).random() == np.random.default_rng(5).random()
-    np.random.seed(11)
+    init.manual_seed(11)
     first = init.resolve_rng(None).random()
-    np.random.seed(11)
+    init.manual_seed(11)
+    np.random.seed(5)  # numpy's global state plays no part
     assert init.resolve_rng(None).random() == first
+    with pytest.raises(ValueError, match=r"manual_seed: seed must be an integer in \[0, 2\*\*32\), got -1"):
+        init.manual_seed(-1)
     with pytest.raises(TypeError, match="Generator"):
         init.resolve_rng("seed")
