@@ -9,6 +9,7 @@ from .grad_shapes import IndexGrad, ProductGrad, unbroadcast
 _grad_enabled = True
 _WRITTEN = object()  # a leaf's pending gradient that was written straight into its .grad buffer
 _pass_callbacks = None  # list while a backward pass runs, else None
+_pass_nodes = ()  # the interior nodes of the backward pass running now
 
 
 @contextlib.contextmanager
@@ -29,6 +30,11 @@ def is_grad_enabled():
 def current_pass():
     """A token of the backward pass running now (None outside one): `is`-equal only within one pass."""
     return _pass_callbacks
+
+
+def current_pass_nodes():
+    """The interior nodes of the backward pass running now (those not yet run still hold their _backward)."""
+    return _pass_nodes
 
 
 def queue_callback(fn):
@@ -174,7 +180,7 @@ def _graph(root):
 
 
 def _run_backward(root, seed, retain_graph):
-    global _pass_callbacks
+    global _pass_callbacks, _pass_nodes
     if _pass_callbacks is not None:
         raise RuntimeError("backward() cannot be called from inside another backward pass")
     _pass_callbacks = []
@@ -186,13 +192,15 @@ def _run_backward(root, seed, retain_graph):
         for fn in _pass_callbacks:
             fn()
     finally:
-        _pass_callbacks = None
+        _pass_callbacks, _pass_nodes = None, ()
 
 
 def _propagate_all(root, seed, retain_graph):
     """Each interior node's backward once, in reverse topological order; a leaf's .grad is written
     (and its hooks fired) as soon as its last consumer has sent its gradient."""
+    global _pass_nodes
     order, pending = _graph(root)
+    _pass_nodes = order
     grads, owned = {id(root): seed}, set()  # owned: ids whose grads entry this pass allocated
     for node in reversed(order):
         backward = node._backward
@@ -273,6 +281,8 @@ def _write_into_leaf(leaf, product):
 
 
 def _accumulate_leaf(leaf, grad, owned):
+    if grad is None:
+        return  # every path to the leaf gave no gradient: .grad untouched, no hook (as PyTorch)
     if grad is _WRITTEN:
         grad = None  # already in the leaf's buffer
     if grad is not None:
