@@ -220,7 +220,8 @@ class Job:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
             everyone = self.comm.allgather_obj((rss, row["rank_step_time"]))
             row["max_rss_mb"], row["rank_step_time"] = [m for m, _ in everyone], [t for _, t in everyone]
-            for warning in self.stragglers.check(step, row["rank_step_time"]) if self.comm.is_main else ():
+            work = [len(part) for part in np.array_split(np.arange(self.micro_batches), self.comm.size)]
+            for warning in self.stragglers.check(step, row["rank_step_time"], work) if self.comm.is_main else ():
                 print(warning, file=sys.stderr, flush=True)
         self.times.record(step, row)
         if self.comm.is_main and logged:
