@@ -158,7 +158,7 @@ class Job:
         loss = math.fsum(every_loss) / len(every_loss)
         progress("optimizer step", self.step + 1)
         optimizer_start = time.perf_counter()
-        norm = self.dp.grad_norm()  # summed from per-bucket partials taken during the all-reduce
+        norm = self.dp.reduced_grad_norm()  # summed from per-bucket partials taken during the all-reduce
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
             row["accuracy"] = sum(c for _, c in everyone) / cfg.global_batch

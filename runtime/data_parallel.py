@@ -47,6 +47,7 @@ class DataParallel:
         refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
+        had_no_grad = [p for _, p in named if p.grad is None]
         self.groups = flatten_parameters([p for _, p in named])
         for group in self.groups:
             self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
@@ -58,13 +59,14 @@ class DataParallel:
             self.reducer = BucketReducer(self.groups, self.comm, bucket_mb)
         self._params = [p for _, p in named]
         self._binding = GradBinding(self._params, [p.grad for p in self._params], self.names)
+        for p in had_no_grad:
+            p.grad = None  # as before any backward; bound to its view when the first one writes
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._used = np.zeros(len(self._params), np.uint8)  # params a backward reached this step (this rank)
         for p in self._params:
             hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
         self._norm_sq = None  # float64 sum of squares of the gradients the last synchronising pass left
-        self._norm_key = None  # the .grad buffers and what they owed then: the norm is stale once they change
         self._pass = None  # current_pass() of the backward pass being reduced, None between passes
         self._pass_marks = []  # the forwards that pass counted
         self._new_step()
@@ -201,7 +203,6 @@ class DataParallel:
             kept = bool(self._binding.kept)  # the same on every rank (check_same)
             self._binding.add_back(self._release_untrained())
             self._norm_sq = None if kept else self.reducer.sum_of_squares()
-            self._norm_key = self._grad_state()
         finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
             self._used[:] = 0
@@ -219,22 +220,17 @@ class DataParallel:
             self._params[i].grad = None  # bound to its view again before the next backward writes
         return used
 
-    def _grad_state(self):
-        return [(id(p.grad_buffer), p.grad_due) for p in self._params]
-
     def grad_norm(self):
-        """sqrt(sum of squares of every .grad) as the last synchronising backward left them: the same
-        bits on every rank, computed with no pass over the gradients after backward: the default mode
-        sums per-bucket shares taken as each bucket's all-reduce completed, the deterministic mode
-        each rank's share of the rows (world-size independent); before any backward it reads the buffers."""
-        total, self._norm_sq = self._norm_sq, None  # once: a second call may follow a clip this cannot see
-        if self._norm_key != self._grad_state():
-            total = None  # a zero_grad, clip or new .grad since the synchronising backward
-        if total is None:
-            for p in self._params:
-                p.settle_grad()  # the buffers are read directly below
-            total = sum(sum_of_squares(p.grad) for p in self._params if p.grad is not None)
-        return math.sqrt(total)
+        """sqrt(sum of squares of every .grad) now: a pass over the gradients, the same bits on every rank."""
+        return math.sqrt(sum(sum_of_squares(p.grad) for p in self._params if p.grad is not None))
+
+    def reduced_grad_norm(self):
+        """grad_norm() of the gradients as the last synchronising backward left them, with no pass over
+        them: the default mode sums per-bucket shares taken as each bucket's all-reduce completed, the
+        deterministic mode each rank's share of the rows (world-size independent). It does not follow
+        a later zero_grad, clip or .grad assignment (call grad_norm() then); before any backward, or
+        when the gradients held values from before the step, it is grad_norm()."""
+        return self.grad_norm() if self._norm_sq is None else math.sqrt(self._norm_sq)
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""

@@ -33,6 +33,14 @@ class GradBinding:
                 self._copy_in(p, view)
             p.grad = view
 
+    def take_replaced(self):
+        """Each .grad that is another array becomes its view holding that array's values (None stays None):
+        before a ZeRO step, which reads the views."""
+        for p, view in zip(self.params, self.views):
+            if p.grad_buffer is not None and p.grad_buffer is not view:
+                self._copy_in(p, view)
+                p.grad = view
+
     def _copy_in(self, p, view):
         value = np.asarray(p.grad)  # what it owes (a zero or clip) applied first
         if value.shape != view.shape:

@@ -93,6 +93,7 @@ class ZeroOptimizer:
         self.grads.clip_grad_value(min_val, max_val)
 
     def step(self):
+        self.dp._binding.take_replaced()  # the shards are read from the flat buffers
         scale = owed_scale(self.params)
         for piece in self.pieces:
             piece.follow(scale)

@@ -96,3 +96,25 @@ def test_different_grads_written_on_different_ranks_are_refused_on_every_rank():
     first.grad = np.full(first.shape, float(c.rank))
     with pytest.raises(RuntimeError, match="differ"):
         cross_entropy(dp(x), y).backward()
+
+
+def test_zero_steps_on_an_array_assigned_after_backward():
+    """p.grad = array, then step() with no backward: ZeRO-1 updates its shard from that array."""
+    c = comm()
+    results = []
+    for mode in ["replicated", "zero"]:
+        dp, opt = wrapped(mode)
+        for p in dp.parameters():
+            p.grad = np.full(p.shape, 0.5)
+        opt.step()
+        results.append([p.data.copy() for p in dp.parameters()])
+    assert_everywhere(all(np.array_equal(a, b) for a, b in zip(*results)), "ZeRO-1 did not step on the assigned arrays")
+
+
+def test_grad_is_none_before_the_first_backward_then_the_view():
+    """The contract: .grad is None before any backward (as an unwrapped model's); then a flat view."""
+    dp, _ = wrapped("replicated")
+    assert_everywhere(all(p.grad is None for p in dp.parameters()), "a .grad is set before any backward")
+    x, y = make_data(4, seed=comm().rank)
+    cross_entropy(dp(x), y).backward()
+    assert_everywhere(all(p.grad is not None for p in dp.parameters()) and in_flat_buffers(dp), "not the views")
