@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from .config import TRAJECTORY_KEYS
+from .fingerprint import TABLE, same
 from .run import RunError, check_run_dir, read_parameters, read_raw_config, read_rows
 
 FIELDS = ("loss", "grad_norm", "digest")  # bitwise equal across world sizes in deterministic mode
@@ -34,8 +35,13 @@ def compare_runs(dir_a, dir_b):
 
 
 def config_differences(a, b):
-    """Every differing key; only keys that shape the trajectory (config.TRAJECTORY_KEYS) count as a difference."""
-    return [{"key": k, "a": a.get(k), "b": b.get(k), "trajectory": k in TRAJECTORY_KEYS}
+    """Every differing key; only keys that shape the trajectory (config.TRAJECTORY_KEYS) count as a difference,
+    and the data fingerprint when the bytes differ (not only the paths)."""
+    def counts(k):
+        if k == TABLE:  # a run of an older mpigrad has no record: nothing to compare
+            return bool(a.get(k) and b.get(k)) and not same(a[k], b[k])
+        return k in TRAJECTORY_KEYS
+    return [{"key": k, "a": a.get(k), "b": b.get(k), "trajectory": counts(k)}
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

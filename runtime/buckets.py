@@ -51,8 +51,9 @@ def make_buckets(groups, bucket_bytes):
 class BucketReducer:
     """Averages gradients over ranks, weighting each rank by its share of the samples."""
 
-    def __init__(self, groups, comm, bucket_mb=None):
+    def __init__(self, groups, comm, bucket_mb=None, allreduce=None):
         self.comm = comm
+        self._allreduce = allreduce or comm.Iallreduce  # starts an in-place sum; compression.WireAllreduce: in 16 bits
         mb = DEFAULT_BUCKET_MB if bucket_mb is None else bucket_mb
         if not mb > 0:
             raise ValueError(f"bucket_mb={bucket_mb} must be a positive number of megabytes")
@@ -93,7 +94,7 @@ class BucketReducer:
             p.settle_grad()  # a deferred zero_grad of a param no gradient reached here
         if self._weight != 1.0:
             bucket.grad *= bucket.grad.dtype.type(self._weight)
-        bucket.request = self.comm.Iallreduce(bucket.grad)
+        bucket.request = self._allreduce(bucket.grad)
         self._next += 1
 
     def abandon(self):

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .stored_npz import ArchiveError, read_members
 from .watchdog import progress
 
 MAGIC = b"MPIGRAD-CHECKPOINT 1"
@@ -70,10 +71,20 @@ def encode(model, optimizer_state, extra):
 
 
 def decode(payload, path, model, optimizer):
-    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    skeleton = json.loads(arrays.pop("skeleton").tobytes())
-    params = {key[len("param/"):]: arrays[key] for key in arrays if key.startswith("param/")}
+    """Reads only the members this model and optimizer need, each checked before it is allocated."""
+    source = io.BytesIO(payload)
+    try:
+        skeleton = json.loads(read_members(source, ["skeleton"])["skeleton"].tobytes())
+        parts = [skeleton["extra"]] + ([skeleton["optimizer"]] if optimizer is not None else [])
+        arrays = read_members(source, sorted({key for part in parts for key in _array_keys(part)}))
+    except (ArchiveError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} is not usable: {e}") from None
+    shapes = {f"param/{name}": np.shape(value) for name, value in model.state_dict().items()}
+    try:
+        arrays.update(read_members(source, list(shapes), shapes))
+    except ArchiveError as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {e}") from None
+    params = {key[len("param/"):]: arrays[key] for key in shapes}
     try:
         model.load_state_dict(params)
         if optimizer is not None:
@@ -81,6 +92,17 @@ def decode(payload, path, model, optimizer):
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {e}") from None
     return _from_skeleton(skeleton["extra"], arrays)
+
+
+def _array_keys(value):
+    """The `array/<k>` members a skeleton refers to."""
+    if isinstance(value, dict):
+        if "__array__" in value:
+            yield value["__array__"]
+        for item in value.get("__dict__", []):
+            yield from _array_keys(item[1])
+        for item in value.get("__list__", []):
+            yield from _array_keys(item)
 
 
 def read_verified(path):
@@ -91,7 +113,7 @@ def read_verified(path):
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     parts = header.split()
-    if len(parts) != 4 or b" ".join(parts[:2]) != MAGIC:
+    if len(parts) != 4 or b" ".join(parts[:2]) != MAGIC or not parts[3].isdigit():
         raise CheckpointError(f"{path} is not an mpigrad checkpoint (bad header)")
     if len(payload) != int(parts[3]):
         raise CheckpointError(f"checkpoint {path} is truncated: {len(payload)} of {int(parts[3])} bytes")
@@ -101,19 +123,30 @@ def read_verified(path):
 
 
 def _write_atomically(path, payload):
+    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    write_atomically(path, lambda f: (f.write(header), f.write(payload)))
+
+
+def write_atomically(path, fill):
+    """fill(file) writes a new file that then replaces `path` by rename: a crash leaves the old file or the
+    new one, never a mix, and a symbolic link at `path` is replaced, never followed. Raises OSError."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
-    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(temporary, "wb") as f:
-            f.write(header)
-            f.write(payload)
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileExistsError:  # left by a killed process that had this pid
+            os.unlink(temporary)
+            fd = os.open(temporary, flags, 0o644)
+        with open(fd, "wb") as f:
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
     fd = os.open(directory, os.O_RDONLY)
     try:
