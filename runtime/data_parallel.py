@@ -217,8 +217,6 @@ class DataParallel:
         each rank's share of the rows (world-size independent); before any backward it reads the buffers."""
         total = self._norm_sq
         if total is None:
-            for p in self._params:
-                p.settle_grad()  # the buffers are read directly below
             total = sum(sum_of_squares(g.grad) for g in self.groups)
         return math.sqrt(total)
 
