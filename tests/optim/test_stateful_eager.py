@@ -107,8 +107,9 @@ def ref_slots(kind):
     return ("m_sum", "v_sum")
 
 
-def ref_step(kind, params, grads, requires, state, steps):
+def ref_step(kind, lr, params, grads, requires, state, steps):
     cls, hyper = OPTIMIZERS[kind]
+    hyper = dict(hyper, lr=lr)
     for name in NAMES:
         if not requires[name] or grads[name] is None:
             continue  # frozen, or no gradient: no move, no count
@@ -153,6 +154,7 @@ class EagerGradients(RuleBasedStateMachine):
         self.requires = {name: p.requires_grad for name, p in self.params.items()}
         self.state = {name: {slot: np.zeros_like(self.ref[name]) for slot in ref_slots(self.kind)} for name in NAMES}
         self.steps = {name: 0 for name in NAMES}
+        self.lr = OPTIMIZERS[self.kind][1]["lr"]
         self.held = []  # (name, the array the model's user holds, the reference's array)
 
     # ---- actions
@@ -190,10 +192,12 @@ class EagerGradients(RuleBasedStateMachine):
         self.params[name].grad = None
         self.ref_grad[name] = None
 
-    @rule(name=st.sampled_from(NAMES), seed=st.integers(0, 2**16), as_float64=st.booleans())
-    def set_grad_array(self, name, seed, as_float64):
+    @rule(name=st.sampled_from(NAMES), seed=st.integers(0, 2**16), as_float64=st.booleans(), strided=st.booleans())
+    def set_grad_array(self, name, seed, as_float64, strided):
         dtype = np.float64 if as_float64 else self.ref[name].dtype
-        array = np.random.default_rng(seed).standard_normal(self.ref[name].shape).astype(dtype)
+        shape = self.ref[name].shape
+        array = np.random.default_rng(seed).standard_normal((*shape, 2)).astype(dtype)
+        array = array[..., 1] if strided else array[..., 1].copy()  # a non-contiguous view of a bigger array, or not
         self.params[name].grad = array
         self.ref_grad[name] = array.copy()
         self.held.append((name, array, self.ref_grad[name]))
@@ -210,11 +214,11 @@ class EagerGradients(RuleBasedStateMachine):
             self.params[name].grad.reshape(-1)[0] = value
             self.ref_grad[name].reshape(-1)[0] = value
 
-    @rule(max_norm=st.sampled_from([0.0, 1e-3, 0.5, 1e3]))
-    def clip_grad_norm(self, max_norm):
-        norm = self.opt.clip_grad_norm(max_norm)
+    @rule(max_norm=st.sampled_from([0.0, 1e-3, 0.5, 1e3]), total=st.sampled_from([None, None, 0.0, 2.0, np.inf, np.nan]))
+    def clip_grad_norm(self, max_norm, total):
+        norm = self.opt.clip_grad_norm(max_norm, total_norm=total)
         grads = [g for g in self.ref_grad.values() if g is not None]
-        ref_norm = ref_grad_norm(grads)
+        ref_norm = ref_grad_norm(grads) if total is None else total
         if ref_norm > max_norm:
             for g in grads:
                 g *= max_norm / (ref_norm + 1e-6)
@@ -230,7 +234,12 @@ class EagerGradients(RuleBasedStateMachine):
     @rule()
     def step(self):
         self.opt.step()
-        ref_step(self.kind, self.ref, self.ref_grad, self.requires, self.state, self.steps)
+        ref_step(self.kind, self.lr, self.ref, self.ref_grad, self.requires, self.state, self.steps)
+
+    @rule(lr=st.sampled_from([0.0, 1e-3, 0.1]))
+    def set_learning_rate(self, lr):
+        self.opt.learning_rate = lr
+        self.lr = lr
 
     @rule()
     def save_and_load_optimizer(self):
