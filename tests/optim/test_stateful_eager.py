@@ -23,6 +23,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from mpigrad.autograd import Variable, nn
 from mpigrad.optim import SGD, Adam, AdamW, flatten_parameters
 
+from eager_reference import ref_grad_norm, ref_slots, ref_step
+
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf and NaN gradients are among the inputs
 
 # name, dtype, shape; "s" has two consumers, "frozen" never requires grad, "head" only some passes use
@@ -64,63 +66,6 @@ def pass_gradients(values, x, use_head):
     return {name: getattr(fresh, name).grad for name in NAMES}
 
 
-# ---- the reference: plain numpy, eager, written from the documented maths
-
-def ref_grad_norm(grads):
-    total = 0.0
-    for g in grads:
-        g64 = g.astype(np.float64).ravel()
-        total += float(np.dot(g64, g64))
-    return math.sqrt(total)
-
-
-def ref_adam(p, g, state, t, lr, weight_decay, decoupled, beta1=0.9, beta2=0.999, eps=1e-8):
-    """Adam in the kernels' undivided form (m_sum = m/(1-b1), v_sum = v/(1-b2)), whole arrays."""
-    f = p.dtype.type
-    if weight_decay and not decoupled:
-        g = p * f(weight_decay) + g
-    root = math.sqrt((1.0 - beta2) / (1.0 - beta2 ** t))
-    step_size = lr * (1.0 - beta1) / ((1.0 - beta1 ** t) * root)
-    state["m_sum"][...] = state["m_sum"] * f(beta1) + g
-    state["v_sum"][...] = state["v_sum"] * f(beta2) + g * g
-    update = state["m_sum"] / (np.sqrt(state["v_sum"]) + f(eps / root)) * f(step_size)
-    if weight_decay and decoupled:
-        p[...] = p * f(1.0 - lr * weight_decay)
-    p[...] = p - update
-
-
-def ref_sgd(p, g, state, t, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-    f = p.dtype.type
-    if weight_decay:
-        g = p * f(weight_decay) + g
-    d = g
-    if momentum:
-        state["momentum"][...] = state["momentum"] * f(momentum) + g
-        d = state["momentum"] * f(momentum) + g if nesterov else state["momentum"]
-    p[...] = p - d * f(lr)
-
-
-def ref_slots(kind):
-    cls, hyper = OPTIMIZERS[kind]
-    if cls is SGD:
-        return ("momentum",) if hyper.get("momentum") else ()
-    return ("m_sum", "v_sum")
-
-
-def ref_step(kind, lr, params, grads, requires, state, steps):
-    cls, hyper = OPTIMIZERS[kind]
-    hyper = dict(hyper, lr=lr)
-    for name in NAMES:
-        if not requires[name] or grads[name] is None:
-            continue  # frozen, or no gradient: no move, no count
-        steps[name] += 1
-        g = grads[name].astype(params[name].dtype)  # a .grad of another dtype is read in the parameter's
-        if cls is SGD:
-            ref_sgd(params[name], g, state[name], steps[name], **hyper)
-        else:
-            ref_adam(params[name], g, state[name], steps[name], decoupled=cls is AdamW, **hyper)
-
-
 def same_bits(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -152,7 +97,7 @@ class EagerGradients(RuleBasedStateMachine):
             self.ref_grad = {name: np.zeros_like(self.ref[name]) for name in NAMES}
         self.opt = self.make_opt()
         self.requires = {name: p.requires_grad for name, p in self.params.items()}
-        self.state = {name: {slot: np.zeros_like(self.ref[name]) for slot in ref_slots(self.kind)} for name in NAMES}
+        self.state = {name: {slot: np.zeros_like(self.ref[name]) for slot in ref_slots(*OPTIMIZERS[self.kind])} for name in NAMES}
         self.steps = {name: 0 for name in NAMES}
         self.lr = OPTIMIZERS[self.kind][1]["lr"]
         self.held = []  # (name, the array the model's user holds, the reference's array)
@@ -234,7 +179,8 @@ class EagerGradients(RuleBasedStateMachine):
     @rule()
     def step(self):
         self.opt.step()
-        ref_step(self.kind, self.lr, self.ref, self.ref_grad, self.requires, self.state, self.steps)
+        cls, hyper = OPTIMIZERS[self.kind]
+        ref_step(cls, dict(hyper, lr=self.lr), self.ref, self.ref_grad, self.requires, self.state, self.steps)
 
     @rule(lr=st.sampled_from([0.0, 1e-3, 0.1]))
     def set_learning_rate(self, lr):
