@@ -24,7 +24,7 @@ class GradBinding:
     def rebind(self):
         """Every .grad that is None or another array becomes its view: zeros, or that array's values."""
         for p, view in zip(self.params, self.views):
-            buffer = p.grad_buffer
+            buffer = p.grad
             if buffer is view:
                 continue
             if buffer is None:
@@ -37,12 +37,12 @@ class GradBinding:
         """Each .grad that is another array becomes its view holding that array's values (None stays None):
         before a ZeRO step, which reads the views."""
         for p, view in zip(self.params, self.views):
-            if p.grad_buffer is not None and p.grad_buffer is not view:
+            if p.grad is not None and p.grad is not view:
                 self._copy_in(p, view)
                 p.grad = view
 
     def _copy_in(self, p, view):
-        value = np.asarray(p.grad)  # what it owes (a zero or clip) applied first
+        value = np.asarray(p.grad)
         if value.shape != view.shape:
             raise ValueError(f"DataParallel: {self.names[id(p)]}.grad was set to an array of shape {value.shape}; "
                              f"it must have the parameter's shape {view.shape}")
@@ -52,8 +52,6 @@ class GradBinding:
         """Before the step's first backward: take what the views hold out of them (they then read zero)."""
         self.kept = {}
         for i, (p, view) in enumerate(zip(self.params, self.views)):
-            if p.grad_due == 0.0:  # a deferred zero_grad: nothing to keep, backward writes over it
-                continue
             if view.any():  # zeros need no keeping: -0.0 + g and +0.0 + g are g's bits (a zero g: see docs)
                 self.kept[i] = view.copy()
                 view.fill(0)
