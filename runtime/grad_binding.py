@@ -52,7 +52,7 @@ class GradBinding:
         """Before the step's first backward: take what the views hold out of them (they then read zero)."""
         self.kept = {}
         for i, (p, view) in enumerate(zip(self.params, self.views)):
-            if view.any():  # zeros need no keeping: -0.0 + g and +0.0 + g are g's bits (a zero g: see docs)
+            if _any_bit_set(view):  # zeros need no keeping (a -0.0 is kept: g + -0.0 is g)
                 self.kept[i] = view.copy()
                 view.fill(0)
 
@@ -80,3 +80,8 @@ class GradBinding:
             if used[i]:
                 self.views[i] += value
         self.kept = {}
+
+
+def _any_bit_set(array):
+    """True unless every element is +0.0: an unsigned max over the bits (several times faster than any())."""
+    return array.size > 0 and bool(array.reshape(-1).view(f"u{array.itemsize}").max())

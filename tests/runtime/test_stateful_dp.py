@@ -1,5 +1,5 @@
 """Random sequences of what a user does to a DataParallel model, against the plainest eager one-process
-computation (eager_reference.py): to float rounding in the default modes, bitwise in deterministic mode.
+computation (dp_eager_reference.py): to float rounding in the default modes, bitwise in deterministic mode.
 
 Every rank runs the same sequence (hypothesis derandomised, no example database; each rule checks
 that all ranks drew it) on its own rank-seeded data; the reference sees every rank's data. Every
@@ -19,7 +19,7 @@ from mpigrad.autograd import cross_entropy, nn
 from mpigrad.optim import SGD, Adam, AdamW
 from mpigrad.runtime import DataParallel, ZeroOptimizer
 
-from eager_reference import EagerReference
+from dp_eager_reference import EagerReference
 from mpi_helpers import assert_everywhere, comm
 
 pytestmark = pytest.mark.mpi
