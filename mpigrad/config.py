@@ -82,7 +82,7 @@ TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_ba
                    "num_heads", "num_layers", "hidden", "classes", "activation")
 
 # Tables `mpigrad train` records in config.toml beside the keys (not config): read back by the tools
-RECORDS = ("data_fingerprint",)
+RECORDS = ("data_fingerprint", "identity")  # identity: the run's numerical code (run.identity_toml)
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.

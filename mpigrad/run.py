@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from mpigrad.runtime.checkpoint import CheckpointError, read_verified
 from mpigrad.runtime.stored_npz import ArchiveError, member_names, read_members
 
-from .config import ConfigError, load_config
+from .config import ConfigError, _toml_value, load_config
 from .rundir import checkpoint_files
 
 
@@ -24,7 +24,32 @@ def check_run_dir(directory):
 
 
 def read_raw_config(directory):
-    """The run's config.toml as a plain dict (every key the run was trained with)."""
+    """The run's config.toml as a plain dict (every key the run was trained with; not its [identity])."""
+    config = _read_config_toml(directory)
+    config.pop("identity", None)
+    return config
+
+
+def read_identity(directory):
+    """The numerical identity the run recorded in config.toml's [identity] (runtime/identity.py), or None."""
+    identity = _read_config_toml(directory).get("identity")
+    return identity if isinstance(identity, dict) else None
+
+
+def identity_toml(record, name="identity"):
+    """The record as config.toml's [identity] table: rank 0's fields, [identity.rank.N] for ranks that
+    differ, [[identity.earlier]] for the code a resumed run ran on before."""
+    scalars = [f"{key} = {_toml_value(value)}\n" for key, value in record.items()
+               if not isinstance(value, (dict, list))]
+    text = f"\n[{name}]\n" + "".join(scalars)
+    for rank, fields in record.get("rank", {}).items():
+        text += f"\n[{name}.rank.{rank}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in fields.items())
+    for earlier in record.get("earlier", []):
+        text += identity_toml(earlier, f"{name}.earlier").replace(f"[{name}.earlier]", f"[[{name}.earlier]]", 1)
+    return text
+
+
+def _read_config_toml(directory):
     path = os.path.join(directory, "config.toml")
     try:
         with open(path, "rb") as f:

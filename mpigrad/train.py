@@ -14,6 +14,7 @@ from mpigrad.optim import Adam, CosineLR, clip_scale
 from mpigrad.runtime.compression import overflow_message
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
 from mpigrad.runtime.checkpoint import write_atomically
+from mpigrad.runtime.identity import IdentityError, recorded
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
@@ -22,6 +23,7 @@ from .fingerprint import data_fingerprint, to_toml as fingerprint_toml
 from .job import Checkpoints, Shutdown, check_same_arguments, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
+from .run import identity_toml
 from .rundir import RunDirectory
 from .stragglers import Stragglers
 
@@ -42,7 +44,7 @@ def train_command(config_path, overrides, out, quiet, overwrite=False, resume_di
 def _train(comm, run_dir, config_path, overrides, out, quiet, overwrite, resume_dir):
     try:
         job = Job(comm, run_dir, config_path, overrides, out, quiet, overwrite, resume_dir)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, IdentityError) as e:
         # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
@@ -138,7 +140,7 @@ class Job:
             self.run_dir.mark()
             if self.cfg.resume:
                 self.run_dir.remove(self.run_dir.file("final.npz"))
-            text = to_toml(self.cfg) + fingerprint_toml(self.data.fingerprint)
+            text = to_toml(self.cfg) + fingerprint_toml(self.data.fingerprint) + identity_toml(recorded())
             write_atomically(self.run_dir.file("config.toml"), lambda f: f.write(text.encode()))
         except OSError as e:
             raise ConfigError(f"--out {self.out}: {e.strerror or e}") from None

@@ -1,7 +1,8 @@
 """Checkpoints: one file, written by rank 0 atomically (temp file, fsync, rename), checksummed, no pickle.
 
 Layout: a header line `MPIGRAD-CHECKPOINT 1 <sha256> <length>` followed by an .npz archive of
-`param/<name>` arrays, `array/<k>` arrays referenced from a JSON skeleton of everything else.
+`param/<name>` arrays, `array/<k>` arrays referenced from a JSON skeleton of everything else
+(the skeleton also holds the writing run's numerical identity, runtime/identity.py).
 """
 
 import hashlib
@@ -12,6 +13,7 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .identity import note_resumed, recorded, well_formed
 from .stored_npz import ArchiveError, read_members
 from .watchdog import progress
 
@@ -56,14 +58,28 @@ def load_checkpoint(path, model, optimizer):
             raise CheckpointError(problem if rank == comm.rank or comm.size == 1 else f"rank {rank}: {problem}")
     if len({d for d, _ in outcomes}) != 1:
         raise CheckpointError(f"checkpoint {path}: ranks read different contents (not a shared file system?)")
-    return decode(payload, path, model, optimizer)
+    extra = decode(payload, path, model, optimizer)
+    step = extra.get("step") if isinstance(extra, dict) else None
+    where = f"step {step}" if isinstance(step, int) else os.path.basename(path)
+    note_resumed(checkpoint_identity(payload), where, comm.is_main)
+    return extra
+
+
+def checkpoint_identity(payload):
+    """The numerical identity (runtime/identity.py) of the run that wrote these archive bytes (None if older)."""
+    try:
+        skeleton = json.loads(read_members(io.BytesIO(payload), ["skeleton"])["skeleton"].tobytes())
+    except (ArchiveError, ValueError, KeyError, TypeError):
+        return None
+    record = skeleton.get("identity") if isinstance(skeleton, dict) else None
+    return record if well_formed(record) else None
 
 
 def encode(model, optimizer_state, extra):
     """The archive bytes: the model's parameters, an optimizer state_dict() (or None) and the extras."""
     arrays = {f"param/{name}": np.asarray(value) for name, value in model.state_dict().items()}
     skeleton = {"optimizer": _to_skeleton(optimizer_state, arrays),
-                "extra": _to_skeleton(extra, arrays)}
+                "extra": _to_skeleton(extra, arrays), "identity": recorded()}
     arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

@@ -15,6 +15,7 @@ from .compression import WireAllreduce, check_wire_dtype
 from .comm import init, set_blas_threads
 from .grad_binding import GradBinding
 from .dp_setup import check_micro_batches, hook_even_if_frozen, refuse_second_wrapper
+from .identity import check_ranks
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
@@ -50,6 +51,9 @@ class DataParallel:
         self.grad_comm_dtype = check_wire_dtype(grad_comm_dtype)
         self.comm = comm if comm is not None else init()
         check_micro_batches(micro_batches, deterministic, self.comm.size)
+        if deterministic:
+            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
+        check_ranks(self.comm, deterministic)  # the same kernels on every rank, or the same refusal everywhere
         named = list(module.named_parameters())
         refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
@@ -63,7 +67,6 @@ class DataParallel:
             self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
         self.deterministic, self.micro_batches = bool(deterministic), micro_batches
         if self.deterministic:
-            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
             self.reducer = TreeReducer(self.groups, self.comm, micro_batches, grad_comm_dtype)
         else:
             wire = WireAllreduce(self.comm, grad_comm_dtype) if grad_comm_dtype != "float32" else None
