@@ -4,11 +4,11 @@ import contextlib
 
 import numpy as np
 
-from .grad_shapes import IndexGrad, ProductGrad, unbroadcast
+from .grad_shapes import IndexGrad, unbroadcast
 
 _grad_enabled = True
-_WRITTEN = object()  # a leaf's pending gradient that was written straight into its .grad buffer
 _pass_callbacks = None  # list while a backward pass runs, else None
+_pass_nodes = ()  # the interior nodes of the backward pass running now
 
 
 @contextlib.contextmanager
@@ -31,6 +31,11 @@ def current_pass():
     return _pass_callbacks
 
 
+def current_pass_nodes():
+    """The interior nodes of the backward pass running now (those not yet run still hold their _backward)."""
+    return _pass_nodes
+
+
 def queue_callback(fn):
     """Run fn() once at the end of the backward pass that is running now."""
     if _pass_callbacks is None:
@@ -41,7 +46,7 @@ def queue_callback(fn):
 class Variable:
     """A numpy array that remembers the op that made it, so gradients can flow back."""
 
-    __slots__ = ("data", "_grad", "_grad_due", "requires_grad", "name", "_parents", "_backward", "_op", "_hooks")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_op", "_hooks")
     __array_ufunc__ = None  # ndarray <op> Variable defers to Variable's reflected operator
 
     def __init__(self, data, requires_grad=False, name=None):
@@ -49,7 +54,7 @@ class Variable:
         if requires_grad and not np.issubdtype(array.dtype, np.floating):
             raise TypeError(f"Variable(requires_grad=True) needs floating-point data, got dtype {array.dtype}")
         self.data = array
-        self._grad, self._grad_due = None, None
+        self.grad = None  # d(output)/d(self) summed over backward passes (+=) until zeroed; None before any
         self.requires_grad = bool(requires_grad)
         self.name = name
         self._parents = ()
@@ -78,46 +83,6 @@ class Variable:
     def detach(self):
         """The same values with no graph behind them (shares memory with self.data)."""
         return Variable(self.data)
-
-    @property
-    def grad(self):
-        """d(output)/d(self) accumulated by backward (None before any); a deferred zero or scale is applied first."""
-        if self._grad_due is not None:
-            self.settle_grad()
-        return self._grad
-
-    @grad.setter
-    def grad(self, value):
-        self._grad, self._grad_due = value, None
-
-    @property
-    def grad_buffer(self):
-        """The array behind .grad as it is stored: a deferred zero or scale not yet applied."""
-        return self._grad
-
-    @property
-    def grad_due(self):
-        """The factor .grad still owes its buffer: None (nothing), 0.0 (a zero_grad) or a clip scale."""
-        return self._grad_due
-
-    def defer_grad(self, factor):
-        """.grad reads as factor * its buffer from now on; the buffer is changed only when .grad is read
-        (or never, when backward overwrites a deferred zero or an optimizer folds the factor into its step)."""
-        if self._grad is None:
-            return
-        if factor != 0.0:  # a zero needs nothing owed before it applied
-            self.settle_grad()
-        self._grad_due = float(factor)
-
-    def settle_grad(self):
-        """Apply what .grad owes (a deferred zero or scale) to its buffer now; nothing when it owes nothing."""
-        due, self._grad_due = self._grad_due, None
-        if due is None:
-            return
-        if due == 0.0:
-            self._grad.fill(0)
-        else:
-            np.multiply(self._grad, due, out=self._grad)
 
     @property
     def is_leaf(self):
@@ -174,7 +139,7 @@ def _graph(root):
 
 
 def _run_backward(root, seed, retain_graph):
-    global _pass_callbacks
+    global _pass_callbacks, _pass_nodes
     if _pass_callbacks is not None:
         raise RuntimeError("backward() cannot be called from inside another backward pass")
     _pass_callbacks = []
@@ -186,13 +151,15 @@ def _run_backward(root, seed, retain_graph):
         for fn in _pass_callbacks:
             fn()
     finally:
-        _pass_callbacks = None
+        _pass_callbacks, _pass_nodes = None, ()
 
 
 def _propagate_all(root, seed, retain_graph):
     """Each interior node's backward once, in reverse topological order; a leaf's .grad is written
     (and its hooks fired) as soon as its last consumer has sent its gradient."""
+    global _pass_nodes
     order, pending = _graph(root)
+    _pass_nodes = order
     grads, owned = {id(root): seed}, set()  # owned: ids whose grads entry this pass allocated
     for node in reversed(order):
         backward = node._backward
@@ -208,12 +175,7 @@ def _propagate_all(root, seed, retain_graph):
                 continue
             key = id(parent)
             pgrad = None if parent_grads is None else parent_grads[i]
-            if type(pgrad) is ProductGrad:
-                if pending[key] == 1 and key not in grads and _write_into_leaf(parent, pgrad):
-                    grads[key] = _WRITTEN
-                else:
-                    _collect(parent, pgrad.value(), grads, owned, True)
-            elif pgrad is not None:
+            if pgrad is not None:
                 _collect(parent, pgrad, grads, owned, _exclusive(pgrad, grad, parent_grads))
             pending[key] -= 1
             if not pending[key] and not parent._parents:
@@ -264,26 +226,16 @@ def _collect(parent, pgrad, grads, owned, exclusive):
         owned.add(key)
 
 
-def _write_into_leaf(leaf, product):
-    """A leaf's only gradient of the pass, owed over a deferred zero: computed into its buffer."""
-    if leaf._parents or leaf._grad is None or leaf._grad_due != 0.0 or not product.write_into(leaf._grad):
-        return False
-    leaf._grad_due = None
-    return True
-
-
 def _accumulate_leaf(leaf, grad, owned):
-    if grad is _WRITTEN:
-        grad = None  # already in the leaf's buffer
-    if grad is not None:
-        if leaf._grad is None:
-            # a buffer the pass allocated is handed over; anything else may be a view or shared
-            leaf.grad = grad if owned else np.array(grad, dtype=leaf.dtype)
-        elif leaf._grad_due == 0.0:  # zeroed by a deferred zero_grad: write instead of add (no zeroing pass)
-            np.copyto(leaf._grad, grad)
-            leaf._grad_due = None
-        else:
-            leaf.grad += grad  # in place: the runtime's .grad may be a view into a flat buffer
+    """.grad += grad, in place (the runtime's .grad is a view into a flat buffer, a user may hold it);
+    grad already has the leaf's dtype, so a .grad of another dtype adds the rounded value, as eager code would."""
+    if grad is None:
+        return  # every path to the leaf gave no gradient: .grad untouched, no hook (as PyTorch)
+    if leaf.grad is None:
+        # a buffer the pass allocated is handed over; anything else may be a view or shared
+        leaf.grad = grad if owned else np.array(grad, dtype=leaf.dtype)
+    else:
+        leaf.grad += grad
     for hook in leaf._hooks or ():
         hook(leaf)
 
@@ -291,7 +243,7 @@ def _accumulate_leaf(leaf, grad, owned):
 def make_result(data, parents, backward, op):
     """The output of an op; the graph is recorded only when a parent needs a gradient."""
     out = Variable.__new__(Variable)
-    out.data, out._grad, out._grad_due, out.name, out._op, out._hooks = data, None, None, None, op, None
+    out.data, out.grad, out.name, out._op, out._hooks = data, None, None, op, None
     needed = False
     if _grad_enabled:
         for p in parents:
@@ -307,7 +259,7 @@ def make_result(data, parents, backward, op):
 def constant(array):
     """A Variable around a numpy array that needs no gradient (no checks: the caller made the array)."""
     out = Variable.__new__(Variable)
-    out.data, out._grad, out._grad_due, out.requires_grad, out.name = array, None, None, False, None
+    out.data, out.grad, out.requires_grad, out.name = array, None, False, None
     out._parents, out._backward, out._op, out._hooks = (), None, None, None
     return out
 

@@ -1,5 +1,4 @@
-"""Gradients not handed over as a plain array: broadcast sums, sparse index gradients and products
-a leaf's buffer can receive directly."""
+"""Gradients not handed over as a plain array: broadcast sums and sparse index gradients."""
 
 import numpy as np
 
@@ -17,28 +16,6 @@ class IndexGrad:
             target[self.index] += self.value  # slices and integers never repeat an element
         else:
             np.add.at(target, self.index, self.value)  # repeated integer indices accumulate
-
-
-class ProductGrad:
-    """The gradient a @ b, not computed yet: the engine has it written straight into a leaf's buffer
-    that owes a zero (no temporary, no copy), and computes it as an array anywhere else."""
-
-    __slots__ = ("a", "b")
-
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-
-    def value(self):
-        return self.a @ self.b
-
-    def write_into(self, buffer):
-        """buffer <- a @ b if buffer can take it as is (shape, dtype, layout); False otherwise."""
-        a, b = self.a, self.b
-        if (buffer.shape != (a.shape[0], b.shape[1]) or buffer.dtype != np.result_type(a, b)
-                or not buffer.flags.c_contiguous or not buffer.flags.writeable):
-            return False
-        np.matmul(a, b, out=buffer)
-        return True
 
 
 def unbroadcast(grad, shape, dtype):

@@ -99,7 +99,10 @@ def resume_state(job, path):
     if extra["step"] > job.cfg.steps:
         raise ConfigError(f"cannot resume from {path}: it is at step {extra['step']}, past steps={job.cfg.steps}")
     load_checkpoint(path, job.model, job.optimizer)
-    job.schedule.load_state_dict(extra["schedule"])
+    try:
+        job.schedule.load_state_dict(extra["schedule"])
+    except ValueError as e:  # every rank read the same file, so every rank raises this
+        raise CheckpointError(f"checkpoint {path} does not fit this schedule: {e}") from None
     return extra["step"], extra["skipped"]
 
 

@@ -11,11 +11,20 @@ import time
 from .config import ConfigError
 
 
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # how metrics.jsonl spells them
+
+
 def _clean(value):
-    """JSON has no NaN/Inf: a non-finite float is written as null."""
+    """JSON has no NaN/Inf: a non-finite float is written as the string "nan", "inf" or "-inf"
+    (so a run that diverged to inf and one that went NaN stay told apart)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def _as_number(value):
+    """A value read back: "nan", "inf" and "-inf" become floats again."""
+    return NON_FINITE.get(value, value) if isinstance(value, str) else value
 
 
 class MetricsLog:
@@ -80,8 +89,8 @@ def read_rows(path):
 
 
 def read_metrics(path):
-    """The rows of a metrics.jsonl file as dicts (blank lines and a partial last line skipped)."""
-    return read_rows(path)[0]
+    """The rows of a metrics.jsonl file as dicts of numbers (blank lines and a partial last line skipped)."""
+    return [{k: _as_number(v) for k, v in row.items()} for row in read_rows(path)[0]]
 
 
 def format_duration(seconds):

@@ -27,18 +27,26 @@ class Stragglers:
     def __init__(self):
         self.streak = {}  # rank -> consecutive logged steps it was much slower
 
-    def check(self, step, times):
+    def check(self, step, times, work=None):
+        """work: each rank's micro-batches this step (None: equal); a rank with twice the work is
+        expected to take twice the time, so times are compared per micro-batch."""
         if len(times) < 2:
             return []
+        work = work or [1] * len(times)
+        rates = [t / w for t, w in zip(times, work)]
         warnings = []
         for rank, own in enumerate(times):
-            others = statistics.median(times[:rank] + times[rank + 1:])
+            others = statistics.median(rates[:rank] + rates[rank + 1:]) * work[rank]  # at this rank's work
             slow = own >= SLOWER * others and own - others >= MIN_EXCESS
             self.streak[rank] = self.streak.get(rank, 0) + 1 if slow else 0
             if self.streak[rank] == STREAK:  # once per episode: the streak must break before it warns again
                 warnings.append(f"mpigrad train: warning: rank {rank} is a straggler: its own work took "
                                 f"{own * 1e3:.0f} ms at step {step} against {others * 1e3:.0f} ms (median of the "
-                                f"other ranks), at least {SLOWER:g}x and {MIN_EXCESS * 1e3:.0f} ms slower in {STREAK} "
+                                f"other ranks{_per(work, rank)}), at least {SLOWER:g}x and {MIN_EXCESS * 1e3:.0f} ms slower in {STREAK} "
                                 "logged steps in a row; every rank waits for it at each all-reduce")
         return warnings
 
+
+
+def _per(work, rank):
+    return "" if len(set(work)) == 1 else f" per micro-batch, times its {work[rank]}"

@@ -188,7 +188,7 @@ class Job:
         loss = math.fsum(every_loss) / len(every_loss)
         progress("optimizer step", self.step + 1)
         optimizer_start = time.perf_counter()
-        norm = self.dp.grad_norm()  # summed from per-bucket partials taken during the all-reduce
+        norm = self.dp.reduced_grad_norm()  # summed from per-bucket partials taken during the all-reduce
         row = {"step": self.step + 1, "loss": loss, "lr": self.optimizer.learning_rate, "grad_norm": norm}
         if cfg.model == "mlp":
             row["accuracy"] = sum(c for _, c in everyone) / cfg.global_batch
@@ -253,7 +253,8 @@ class Job:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
             everyone = self.comm.allgather_obj((rss, row["rank_step_time"]))
             row["max_rss_mb"], row["rank_step_time"] = [m for m, _ in everyone], [t for _, t in everyone]
-            for warning in self.stragglers.check(step, row["rank_step_time"]) if self.comm.is_main else ():
+            work = [len(part) for part in np.array_split(np.arange(self.micro_batches), self.comm.size)]
+            for warning in self.stragglers.check(step, row["rank_step_time"], work) if self.comm.is_main else ():
                 print(warning, file=sys.stderr, flush=True)
         self.times.record(step, row)
         if self.comm.is_main and logged:

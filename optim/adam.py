@@ -35,8 +35,8 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.weight_decay, self.eps = float(weight_decay), float(eps)
 
-    def _update(self, data, grad, state, step, grad_scale=1.0):
-        adam_update(data, grad, state["m_sum"], state["v_sum"], step=step, lr=self.learning_rate, grad_scale=grad_scale,
+    def _update(self, data, grad, state, step):
+        adam_update(data, grad, state["m_sum"], state["v_sum"], step=step, lr=self.learning_rate,
                     beta1=self.beta1, beta2=self.beta2, eps=self.eps,
                     weight_decay=self.weight_decay, decoupled=self.decoupled, scratch=self._scratch)
 

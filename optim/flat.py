@@ -30,7 +30,7 @@ class FlatGroup:
 
     def is_intact(self):
         """True while every parameter still uses this group's views (nobody rebound .data/.grad)."""
-        return all(p.data is d and p.grad_buffer is g
+        return all(p.data is d and p.grad is g
                    for p, d, g in zip(self.params, self.data_views, self.grad_views))
 
 

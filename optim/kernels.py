@@ -13,7 +13,6 @@ to preallocated scratch through ``out=``. Scalars are computed as Python floats 
 """
 
 import math
-import numbers
 
 import numpy as np
 
@@ -61,22 +60,8 @@ def _check(name, data, **others):
             raise ValueError(f"{name}: {key} has shape {arr.shape}, data has {data.shape}")
 
 
-def _grad_scale(name, grad, grad_scale):
-    """The clip factor as a 0-d array of grad's dtype, or None for 1.0 (nothing to multiply)."""
-    if not isinstance(grad_scale, numbers.Real):
-        raise ValueError(f"{name}: grad_scale={grad_scale!r} must be a real number")
-    scale = float(grad_scale)
-    return None if scale == 1.0 else np.array(scale, grad.dtype)
-
-
-def _scaled_grad(g, scale, out):
-    """g * scale into `out` (g itself untouched), rounded exactly as np.multiply(g, scale, out=g)
-    with a Python float scale rounds: NEP 50 casts the float to g's dtype first."""
-    return g if scale is None else _mul(g, scale, out=out)
-
-
 def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0, decoupled=False, grad_scale=1.0, scratch=None):
+                weight_decay=0.0, decoupled=False, scratch=None):
     """One Adam step in place: p <- p - lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 
     The state is kept undivided, m_sum = m/(1-b1) and v_sum = v/(1-b2), so the moments take two
@@ -84,7 +69,6 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
     (classical L2; `grad` itself is not modified) or, when `decoupled` (AdamW), p <- p (1 - lr wd)
     first. Then p <- p - s * m_sum / (sqrt(v_sum) + e) with s = lr (1-b1) / (bc1 sqrt((1-b2)/bc2))
     and e = eps sqrt(bc2/(1-b2)), bc = 1 - b^t: the same value up to rounding. `step` is t >= 1.
-    g is grad * grad_scale (see _scaled_grad) wherever grad appears above.
     """
     _check("adam_update", data, grad=grad, m=m_sum, v=v_sum)
     if step < 1:
@@ -94,13 +78,11 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
     b1, b2, step_size, eps_hat, wd_s, decay = _scalars(
         data.dtype, beta1, beta2, lr * (1.0 - beta1) / ((1.0 - beta1 ** step) * root), float(eps) / root,
         wd, 1.0 - lr * wd)
-    scale = _grad_scale("adam_update", grad, grad_scale)
     tmp, own = (scratch or Scratch()).get(data.dtype, 2)
-    # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled, +1 for a grad scale), only the
+    # 10 ufunc passes per chunk (+2 for L2 decay, +1 for decoupled), only the
     # first touch of each array streams from memory. `out` is positional: no keyword parsing.
     for lo, hi in _chunks(data.size, len(tmp)):
         p, g, mm, vv, t, g_own = data[lo:hi], grad[lo:hi], m_sum[lo:hi], v_sum[lo:hi], tmp[:hi - lo], own[:hi - lo]
-        g = _scaled_grad(g, scale, g_own)
         if wd and not decoupled:
             g = _add(_mul(p, wd_s, t), g, g_own)
         _add(_mul(mm, b1, mm), g, mm)
@@ -113,20 +95,17 @@ def adam_update(data, grad, m_sum, v_sum, *, step, lr, beta1=0.9, beta2=0.999, e
 
 
 def sgd_update(data, grad, buf, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
-               grad_scale=1.0, scratch=None):
+               scratch=None):
     """One SGD step in place (PyTorch): g <- g + wd p; b <- mu b + g; d = g + mu b if nesterov else b; p <- p - lr d.
 
-    With momentum 0, `buf` may be None and d = g. g starts as grad * grad_scale (see
-    _scaled_grad); `grad` itself is not modified.
+    With momentum 0, `buf` may be None and d = g; `grad` itself is not modified.
     """
     _check("sgd_update", data, grad=grad, buf=buf)
     mu, wd = float(momentum), float(weight_decay)
     lr_s, mu_s, wd_s = _scalars(data.dtype, lr, mu, wd)
-    scale = _grad_scale("sgd_update", grad, grad_scale)
     tmp, g_wd = (scratch or Scratch()).get(data.dtype, 2)
     for lo, hi in _chunks(data.size, len(tmp)):
         p, g, t = data[lo:hi], grad[lo:hi], tmp[:hi - lo]
-        g = _scaled_grad(g, scale, g_wd[:hi - lo])
         if wd:
             g = _add(_mul(p, wd_s, out=t), g, out=g_wd[:hi - lo])
         d = g

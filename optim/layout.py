@@ -28,7 +28,7 @@ def find_runs(params):
             while j < len(params) and _follows(params[j - 1], params[j]):
                 j += 1
         if j - i >= 2:
-            runs.append(Run(i, j, _span([p.data for p in params[i:j]]), _span([p.grad_buffer for p in params[i:j]])))
+            runs.append(Run(i, j, _span([p.data for p in params[i:j]]), _span([p.grad for p in params[i:j]])))
         else:
             runs.extend(Run(k, k + 1) for k in range(i, j))
         i = j
@@ -42,7 +42,7 @@ def _address(a):
 def _eligible(p):
     """p is trained (requires grad) and its data and grad are contiguous views into contiguous buffers
     of their own dtype."""
-    d, g = p.data, p.grad_buffer
+    d, g = p.data, p.grad
     return (p.requires_grad and g is not None and d.dtype == g.dtype and d.base is not None and g.base is not None
             and d.base is not g.base and d.flags.c_contiguous and g.flags.c_contiguous
             and d.base.dtype == d.dtype and g.base.dtype == g.dtype
@@ -51,10 +51,10 @@ def _eligible(p):
 
 def _follows(a, b):
     """b's data and grad start where a's end, in the same buffers."""
-    return (_eligible(b) and b.data.base is a.data.base and b.grad_buffer.base is a.grad_buffer.base
+    return (_eligible(b) and b.data.base is a.data.base and b.grad.base is a.grad.base
             and b.data.dtype == a.data.dtype
             and _address(b.data) == _address(a.data) + a.data.nbytes
-            and _address(b.grad_buffer) == _address(a.grad_buffer) + a.grad_buffer.nbytes)
+            and _address(b.grad) == _address(a.grad) + a.grad.nbytes)
 
 
 def _span(arrays):

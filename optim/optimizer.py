@@ -84,18 +84,17 @@ class Optimizer:
             if run.data is not None:  # a run holds only trainable params with grads (layout.find_runs)
                 for i in range(run.lo, run.hi):
                     steps[i] += 1
-                self._update_run(run, owed_scale(self.params[run.lo:run.hi]))
+                self._update_run(run)
             elif _trainable(self.params[run.lo]):
                 steps[run.lo] += 1
                 self._update_param(self.params[run.lo], self._state[run.lo], steps[run.lo])
 
-    def _update_run(self, run, grad_scale):
-        """The whole run in one kernel call, or one per stretch of params with the same update count;
-        grad_scale is a clip the run's grads still owe (folded into the kernel, the buffer untouched)."""
+    def _update_run(self, run):
+        """The whole run in one kernel call, or one per stretch of params with the same update count."""
         state, steps = self._run_state[run.lo, run.hi], self.param_steps
         first = steps[run.lo]
         if all(t == first for t in steps[run.lo + 1:run.hi]):
-            self._update(run.data, run.grad, state, steps[run.lo], grad_scale)
+            self._update(run.data, run.grad, state, steps[run.lo])
             return
         start, i = 0, run.lo
         while i < run.hi:
@@ -104,11 +103,11 @@ class Optimizer:
                 stop += self.params[j].data.size
                 j += 1
             span = slice(start, stop)
-            self._update(run.data[span], run.grad[span], {k: v[span] for k, v in state.items()}, steps[i], grad_scale)
+            self._update(run.data[span], run.grad[span], {k: v[span] for k, v in state.items()}, steps[i])
             start, i = stop, j
 
-    def _update(self, data, grad, state, step, grad_scale=1.0):
-        """Update 1-D data in place from grad_scale * 1-D grad and the 1-D state arrays {slot: array};
+    def _update(self, data, grad, state, step):
+        """Update 1-D data in place from the 1-D grad and the 1-D state arrays {slot: array};
         step is the parameters' own update count (from 1). grad itself is never modified."""
         raise NotImplementedError
 
@@ -116,23 +115,17 @@ class Optimizer:
         data = p.data
         contiguous = data.flags.c_contiguous
         flat = (data if contiguous else np.ascontiguousarray(data)).reshape(-1)
-        if p.grad_buffer.dtype != data.dtype:
-            p.settle_grad()  # an owed clip is applied in the gradient's own dtype, as an eager clip would
-        scale = owed_scale([p])  # folded in, never applied to the buffer: a ZeRO piece's buffer is its parameter's
-        grad = np.ascontiguousarray(p.grad_buffer, dtype=data.dtype).reshape(-1)
-        self._update(flat, grad, state, step, scale)
+        grad = np.ascontiguousarray(p.grad, dtype=data.dtype).reshape(-1)
+        self._update(flat, grad, state, step)
         if not contiguous:  # the update went to a copy
             data[...] = flat.reshape(data.shape)
 
     # ---- gradient utilities (parameters without grads are skipped)
 
     def zero_grad(self):
-        """Every existing .grad reads as zeros, in its own buffer (never rebinds .grad).
-
-        Deferred (Variable.defer_grad): the next backward writes over the buffer instead of
-        adding to it, and a buffer nobody reads or writes is zeroed when it is next read."""
-        for p in self.params:
-            p.defer_grad(0.0)
+        """Fill every existing .grad with +0.0 in place (never rebinds .grad: it may be a flat-buffer view or held)."""
+        for g in self._grads():
+            g.fill(0)
 
     def grad_norm(self):
         """Global L2 norm over all grads, accumulated in float64 (independent of the layout)."""
@@ -147,10 +140,10 @@ class Optimizer:
         name = f"{type(self).__name__}.clip_grad_norm"
         check_nonneg(name, "max_norm", max_norm)
         norm = self.grad_norm() if total_norm is None else float(total_norm)
-        if norm > max_norm:
+        if norm > max_norm:  # never for a NaN norm; an infinite one scales by 0.0 (inf * 0 -> NaN, as in torch)
             scale = clip_scale(norm, max_norm)
-            for p in self.params:  # applied as step() reads each chunk, or when a .grad is read first
-                p.defer_grad(scale)
+            for g in self._grads():
+                np.multiply(g, scale, out=g)  # NEP 50: scale is rounded to g's dtype first, as g *= scale
         return norm
 
     def clip_grad_value(self, min_val, max_val):
@@ -158,12 +151,11 @@ class Optimizer:
         if not min_val <= max_val:
             raise ValueError(f"{type(self).__name__}.clip_grad_value: min_val={min_val!r} "
                              f"is greater than max_val={max_val!r}")
-        for g in self._grad_buffers():
+        for g in self._grads():
             np.clip(g, min_val, max_val, out=g)
 
-    def _grad_buffers(self):
-        for p in self.params:
-            p.settle_grad()
+    def _grads(self):
+        """Every existing .grad, a whole run's buffer at once where the layout is flat."""
         for run in self._layout():
             grad = run.grad if run.data is not None else self.params[run.lo].grad
             if grad is not None:
@@ -175,8 +167,8 @@ class Optimizer:
         """Runs of params (see layout.find_runs), recomputed only when some .data or .grad was rebound."""
         seen = self._seen
         if len(seen) != len(self.params) or any(
-                p.data is not d or p.grad_buffer is not g or p.requires_grad is not r for p, (d, g, r) in zip(self.params, seen)):
-            self._seen = [(p.data, p.grad_buffer, p.requires_grad) for p in self.params]
+                p.data is not d or p.grad is not g or p.requires_grad is not r for p, (d, g, r) in zip(self.params, seen)):
+            self._seen = [(p.data, p.grad, p.requires_grad) for p in self.params]
             self._runs = find_runs(self.params)
             self._run_state = {(r.lo, r.hi): self._flat_state_for(r) for r in self._runs if r.data is not None}
             for r in self._runs:
@@ -244,22 +236,7 @@ class Optimizer:
 
 
 def _trainable(p):
-    return p.requires_grad and p.grad_buffer is not None
-
-
-def owed_scale(params):
-    """The deferred clip factor every grad of params owes (1.0 for none), to fold into an update.
-
-    When they owe different factors (someone read one .grad since the clip) or a zero, each
-    .grad is settled (its own factor applied) and 1.0 returned."""
-    dues = {p.grad_due for p in params if p.grad_buffer is not None}
-    if dues == {None}:
-        return 1.0
-    if len(dues) == 1 and 0.0 not in dues and None not in dues:
-        return dues.pop()
-    for p in params:
-        p.settle_grad()
-    return 1.0
+    return p.requires_grad and p.grad is not None
 
 
 def is_real(value):

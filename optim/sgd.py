@@ -26,7 +26,7 @@ class SGD(Optimizer):
         self.learning_rate = lr
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
-    def _update(self, data, grad, state, step, grad_scale=1.0):
+    def _update(self, data, grad, state, step):
         sgd_update(data, grad, state.get("momentum"), lr=self.learning_rate, momentum=self.momentum,
-                   nesterov=self.nesterov, weight_decay=self.weight_decay, grad_scale=grad_scale,
+                   nesterov=self.nesterov, weight_decay=self.weight_decay,
                    scratch=self._scratch)

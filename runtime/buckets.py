@@ -90,8 +90,6 @@ class BucketReducer:
                 self._done(b)
 
     def _launch(self, bucket):
-        for p in bucket.params:
-            p.settle_grad()  # a deferred zero_grad of a param no gradient reached here
         if self._weight != 1.0:
             bucket.grad *= bucket.grad.dtype.type(self._weight)
         bucket.request = self._allreduce(bucket.grad)

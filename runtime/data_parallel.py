@@ -6,13 +6,14 @@ import math
 import numpy as np
 
 from mpigrad.autograd import is_grad_enabled
-from mpigrad.autograd.engine import current_pass, queue_callback
+from mpigrad.autograd.engine import current_pass, current_pass_nodes, queue_callback
 from mpigrad.optim.flat import flatten_parameters
 from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import BucketReducer
 from .compression import WireAllreduce, check_wire_dtype
 from .comm import init, set_blas_threads
+from .grad_binding import GradBinding
 from .dp_setup import check_micro_batches, hook_even_if_frozen, refuse_second_wrapper
 from .identity import check_ranks
 from .replicas import check_replicas, check_same_structure
@@ -57,6 +58,7 @@ class DataParallel:
         refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
+        had_no_grad = [p for _, p in named if p.grad is None]
         self.groups = flatten_parameters([p for _, p in named])
         if self.grad_comm_dtype != "float32" and any(g.dtype != np.float32 for g in self.groups):
             raise ValueError(f"DataParallel: grad_comm_dtype={grad_comm_dtype!r} needs float32 parameters "
@@ -70,10 +72,11 @@ class DataParallel:
             wire = WireAllreduce(self.comm, grad_comm_dtype) if grad_comm_dtype != "float32" else None
             self.reducer = BucketReducer(self.groups, self.comm, bucket_mb, wire)
         self._params = [p for _, p in named]
-        self._grad_views = [p.grad for p in self._params]
+        self._binding = GradBinding(self._params, [p.grad for p in self._params], self.names)
+        for p in had_no_grad:
+            p.grad = None  # as before any backward; bound to its view when the first one writes
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._used = np.zeros(len(self._params), np.uint8)  # params a backward reached this step (this rank)
-        self._released = []  # params whose .grad is None since the last step (no rank differentiated them)
         for p in self._params:
             hook_even_if_frozen(p, self._grad_ready)  # a parameter frozen now may be unfrozen later
         self._sync = True
@@ -91,8 +94,6 @@ class DataParallel:
     def __call__(self, *args, **kwargs):
         progress("forward")
         self._norm_sq = None  # a new step's gradients are coming
-        if self._released:
-            self._restore_grad_views()
         output = self.module(*args, **kwargs)
         if args and is_grad_enabled():
             output = mark_outputs(output, ForwardMark(self, len(args[0])))
@@ -122,9 +123,9 @@ class DataParallel:
 
     def count_forward(self, mark):
         """A backward reached mark's output: count its samples once; the factor its gradient takes."""
+        if mark.counted_in is not None and mark.counted_in is not current_pass():
+            raise SecondBackwardError(second_backward_message())  # before the pass touches any .grad
         self._enter_pass()
-        if mark.counted_in is not None and mark.counted_in is not self._pass:
-            raise SecondBackwardError(second_backward_message())
         if mark.counted_in is None:
             if self._weighted:
                 raise RuntimeError("DataParallel: a dp(...) output got its gradient after this backward had "
@@ -152,6 +153,11 @@ class DataParallel:
         if self._pass is not None:
             self._abandon_pass()
         self._pass, self._pass_marks = token, []
+        if self._passes == 0:  # the step's first backward: its gradients start from the views alone
+            self._binding.rebind()
+            self._binding.set_aside()
+        elif not self.deterministic:  # (deterministic: the tree holds the step's gradients, .grad is None)
+            self._binding.rebind()
         self._passes += 1
         queue_callback(self._end_of_pass)
 
@@ -161,6 +167,8 @@ class DataParallel:
         self.reducer.abandon()
         self._weighted = False
         self._passes -= 1
+        if self._passes == 0:
+            self._binding.kept = {}  # .grad holds what the failed pass left (undefined until zero_grad)
         for mark in self._pass_marks:
             self._samples -= mark.samples
             mark.counted_in = None
@@ -169,17 +177,27 @@ class DataParallel:
 
     def _start_averaging(self):
         """This rank's weight ref_r / N, from every rank's samples and passes (all ranks take part)."""
+        self._count_the_other_outputs()
         progress("backward: sample-count all-gather")
-        counts = self.comm.allgather_obj((self._samples, self._passes))
-        total, passes = sum(s for s, _ in counts), sum(p for _, p in counts)
+        counts = self.comm.allgather_obj((self._samples, self._passes, self._binding.digest()))
+        self._binding.check_same([d for _, _, d in counts])
+        total, passes = sum(s for s, _, _ in counts), sum(p for _, p, _ in counts)
         if self.micro_batches is not None and passes != self.micro_batches:
             raise RuntimeError(f"DataParallel: this step ran {passes} backward passes over all ranks "
-                               f"({[p for _, p in counts]} per rank), but micro_batches={self.micro_batches}")
+                               f"({[p for _, p, _ in counts]} per rank), but micro_batches={self.micro_batches}")
         if total <= 0:
             raise ValueError(f"no samples went through DataParallel on any rank this step (got {total}): "
                              "the losses must come from dp(...) outputs")
         self._weighted = True
         self.reducer.start_pass((self._ref or 0) / total)
+
+    def _count_the_other_outputs(self):
+        """Count every dp(...) output this pass reaches before averaging starts: with two outputs summed
+        into one loss, a parameter only one of them uses can be final before the other's node runs."""
+        for node in current_pass_nodes():
+            mark = getattr(node._backward, "__self__", None)
+            if isinstance(mark, ForwardMark) and mark.owner is self and mark.counted_in is None:
+                self.count_forward(mark)
 
     def _end_of_pass(self):
         self._pass = None
@@ -191,13 +209,14 @@ class DataParallel:
             return
         try:
             if self.deterministic:
-                self.reducer.finish(self._samples)
+                self._binding.check_same(self.reducer.finish(self._samples, self._binding.digest()))
             else:
                 if not self._weighted:  # no parameter got a gradient here: still take part in the collectives
                     self._start_averaging()
                 self.reducer.finish_pass()
-            self._release_untrained()
-            self._norm_sq = self.reducer.sum_of_squares()
+            kept = bool(self._binding.kept)  # the same on every rank (check_same)
+            self._binding.add_back(self._release_untrained())
+            self._norm_sq = None if kept else self.reducer.sum_of_squares()
         finally:  # a refused step (wrong micro-batch count) must not leak into the next one
             self._new_step()
             self._used[:] = 0
@@ -208,33 +227,24 @@ class DataParallel:
         """A parameter no rank's backward reached this step gets .grad None, as in PyTorch, so no
         optimizer moves it (a zero gradient would still move it through momentum and weight
         decay); one used on some rank only holds the average, and moves on every rank."""
-        used = self._used
+        used = self._used.copy()
         if self.comm.size > 1:
             self.comm.Allreduce(used, op="max")
-        if used.all():
-            return
-        self._released = [i for i in np.flatnonzero(used == 0)]
-        for i in self._released:
-            self._params[i].grad = None
-
-    def _restore_grad_views(self):
-        """Before the next forward: the released params' .grad become their zeroed flat-buffer views again."""
-        for i in self._released:
-            self._grad_views[i].fill(0)
-            self._params[i].grad = self._grad_views[i]
-        self._released = []
+        for i in np.flatnonzero(used == 0):
+            self._params[i].grad = None  # bound to its view again before the next backward writes
+        return used
 
     def grad_norm(self):
-        """sqrt(sum of squares of every .grad) as the last synchronising backward left them: the same
-        bits on every rank, computed with no pass over the gradients after backward: the default mode
-        sums per-bucket shares taken as each bucket's all-reduce completed, the deterministic mode
-        each rank's share of the rows (world-size independent); before any backward it reads the buffers."""
-        total = self._norm_sq
-        if total is None:
-            for p in self._params:
-                p.settle_grad()  # the buffers are read directly below
-            total = sum(sum_of_squares(g.grad) for g in self.groups)
-        return math.sqrt(total)
+        """sqrt(sum of squares of every .grad) now: a pass over the gradients, the same bits on every rank."""
+        return math.sqrt(sum(sum_of_squares(p.grad) for p in self._params if p.grad is not None))
+
+    def reduced_grad_norm(self):
+        """grad_norm() of the gradients as the last synchronising backward left them, with no pass over
+        them: the default mode sums per-bucket shares taken as each bucket's all-reduce completed, the
+        deterministic mode each rank's share of the rows (world-size independent). It does not follow
+        a later zero_grad, clip or .grad assignment (call grad_norm() then); before any backward, or
+        when the gradients held values from before the step, it is grad_norm()."""
+        return self.grad_norm() if self._norm_sq is None else math.sqrt(self._norm_sq)
 
     def check_replicas(self, optimizer=None):
         """Raise naming the first parameter (or optimizer state) that differs between ranks."""

@@ -126,8 +126,9 @@ class TreeReducer:
         for p, v in zip(self.params, self.views):
             p.grad = v
 
-    def finish(self, samples):
-        """Merge all ranks' nodes, divide by the step's samples over all ranks, write the buffers.
+    def finish(self, samples, agree=None):
+        """Merge all ranks' nodes, divide by the step's samples over all ranks, write the buffers;
+        return every rank's `agree` value (gathered on the way).
 
         The leaves are sample-weighted micro-batch gradients (see samples.py), so this is the mean
         over samples; `samples` is this rank's count."""
@@ -135,15 +136,16 @@ class TreeReducer:
         self._stack, self._count = [], 0
         start = time.perf_counter()
         try:
-            self._merge(nodes, count, samples)
+            agreed = self._merge(nodes, count, samples, agree)
         finally:  # also when the step is refused: every .grad is its flat view again
             self._restore_views()
         self.comm_time = time.perf_counter() - start
+        return agreed
 
-    def _merge(self, nodes, count, samples):
-        shapes = self.comm.allgather_obj((count, samples, [(level, first) for level, first, _ in nodes]))
-        self._check_counts([c for c, _, _ in shapes])
-        total_samples = sum(s for _, s, _ in shapes)
+    def _merge(self, nodes, count, samples, agree):
+        shapes = self.comm.allgather_obj((count, samples, [(level, first) for level, first, _ in nodes], agree))
+        self._check_counts([c for c, _, _, _ in shapes])
+        total_samples = sum(s for _, s, _, _ in shapes)
         if total_samples <= 0:
             raise ValueError(f"no samples went through DataParallel on any rank this step (got {total_samples}): "
                              "the losses must come from dp(...) outputs")
@@ -156,12 +158,13 @@ class TreeReducer:
                     view.fill(0)
                 else:
                     round_to_wire(np.divide(total, total_samples, out=view), self.wire)
-            return
+            return [agree]
         first = 0
         for g in self.groups:
             mine = [arrays[first:first + len(g.params)] for _, _, arrays in nodes]
-            self._merge_group(g, mine, [meta for _, _, meta in shapes], total_samples)
+            self._merge_group(g, mine, [meta for _, _, meta, _ in shapes], total_samples)
             first += len(g.params)
+        return [a for _, _, _, a in shapes]
 
     def _merge_group(self, group, mine, metas, total_samples):
         """Rank q merges element chunk q of every rank's nodes (one Alltoallv), divides it and every
@@ -179,12 +182,13 @@ class TreeReducer:
                             [sum(nodes_of[:r]) * counts[rank] for r in range(size)])
         if self.wire != "float32":
             received = decode(received, self.wire, out=self._buffer(("recv32", id(group)), received.size, group.dtype))
-        rows = received.reshape(-1, counts[rank])
-        stack = []
-        for row, (level, first) in zip(rows, [node for meta in metas for node in meta]):
-            push(stack, level, first, [row], self.wire)
         chunk = group.grad[displs[rank]:displs[rank] + counts[rank]]
-        np.divide(fold(stack, self.wire)[0], total_samples, out=chunk)
+        if counts[rank]:  # a group smaller than the world leaves some ranks no chunk
+            rows = received.reshape(-1, counts[rank])
+            stack = []
+            for row, (level, first) in zip(rows, [node for meta in metas for node in meta]):
+                push(stack, level, first, [row], self.wire)
+            np.divide(fold(stack, self.wire)[0], total_samples, out=chunk)
         if self.wire == "float32":
             self.comm.Allgatherv_in_place(group.grad, counts, displs)
             return

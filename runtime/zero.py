@@ -14,7 +14,6 @@ import numpy as np
 
 from mpigrad.autograd import Variable
 from mpigrad.optim import Optimizer
-from mpigrad.optim.optimizer import owed_scale
 
 from .replicas import state_leaves
 
@@ -34,13 +33,10 @@ class Piece:
         self.var = Variable(group.data[start + lo:start + hi], requires_grad=True)
         self.var.grad = self.grad_view
 
-    def follow(self, grad_scale):
-        """Mirror the parameter's trainability (no grad or frozen this step means no update) and the
-        clip its .grad owes (the step folds it in; the parameter's buffer is left as it is)."""
-        self.var.grad = None if self.param.grad_buffer is None else self.grad_view
+    def follow(self):
+        """Mirror the parameter's trainability (no grad or frozen this step means no update)."""
+        self.var.grad = None if self.param.grad is None else self.grad_view
         self.var.requires_grad = self.param.requires_grad
-        if grad_scale != 1.0:
-            self.var.defer_grad(grad_scale)
 
 
 class ZeroOptimizer:
@@ -93,12 +89,10 @@ class ZeroOptimizer:
         self.grads.clip_grad_value(min_val, max_val)
 
     def step(self):
-        scale = owed_scale(self.params)
+        self.dp._binding.take_replaced()  # the shards are read from the flat buffers
         for piece in self.pieces:
-            piece.follow(scale)
+            piece.follow()
         self.optimizer.step()
-        for piece in self.pieces:  # the scale stays owed by the parameters' own .grad, not applied twice
-            piece.var.grad = piece.var.grad_buffer
         for g, (counts, displs) in zip(self.dp.groups, self.bounds):
             self.comm.Allgatherv_in_place(g.data, counts, displs)
 

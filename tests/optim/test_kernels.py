@@ -46,9 +46,8 @@ def test_sum_of_squares_takes_any_shape_and_strides():
     assert sum_of_squares(x[:, ::3]) == reference_sum_of_squares(np.ascontiguousarray(x[:, ::3]))
 
 
-# ---- grad_scale: the clip factor folded into the update, bitwise a separate clip pass first
+# ---- the kernels read grad and never write it
 
-SCALES = [0.3183098861837907, 1e-3 / 7.0, 1.0]  # none of the first two is a float32 value
 N = 3 * 4096 + 77  # several chunks of the small scratch below, and a partial one
 
 
@@ -59,83 +58,41 @@ def state(dtype, seed, slots):
     return data, grad, rest
 
 
-def clip_then(update, data, grad, rest, scale, **kw):
-    """The two-pass reference: Optimizer.clip_grad_norm's multiply on a copy, then the update."""
-    clipped = grad.copy()
-    np.multiply(clipped, scale, out=clipped)
-    update(data, clipped, *rest, **kw)
-
-
 def assert_bitwise(a, b):
     assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 ADAM_CASES = [dict(), dict(weight_decay=0.1), dict(weight_decay=0.1, decoupled=True)]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("kw", ADAM_CASES)
-def test_adam_grad_scale_is_bitwise_a_clip_pass_then_the_update(dtype, scale, kw):
-    kw = dict(kw, lr=1e-2, scratch=Scratch(4096 * np.dtype(dtype).itemsize))
-    ref = state(dtype, 0, 2)
-    got = state(dtype, 0, 2)
-    grad_before = got[1].copy()
-    for step in (1, 2, 3):
-        clip_then(adam_update, *ref, scale, step=step, **kw)
-        adam_update(*got[:2], *got[2], step=step, grad_scale=scale, **kw)
-    for a, b in zip([ref[0], *ref[2]], [got[0], *got[2]]):
-        assert_bitwise(a, b)
-    assert_bitwise(got[1], grad_before)  # grad itself is not modified
-
-
 SGD_CASES = [dict(), dict(weight_decay=0.1), dict(momentum=0.9), dict(momentum=0.9, weight_decay=0.1),
              dict(momentum=0.9, nesterov=True), dict(momentum=0.9, nesterov=True, weight_decay=0.1)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("kw", ADAM_CASES)
+def test_adam_update_leaves_grad_as_it_was(dtype, kw):
+    data, grad, rest = state(dtype, 0, 2)
+    before = grad.copy()
+    for step in (1, 2):
+        adam_update(data, grad, *rest, step=step, lr=1e-2, scratch=Scratch(4096 * np.dtype(dtype).itemsize), **kw)
+    assert_bitwise(grad, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kw", SGD_CASES)
-def test_sgd_grad_scale_is_bitwise_a_clip_pass_then_the_update(dtype, scale, kw):
-    slots = 1 if kw.get("momentum") else 0
-    kw = dict(kw, lr=1e-2, scratch=Scratch(4096 * np.dtype(dtype).itemsize))
-    ref = state(dtype, 1, slots)
-    got = state(dtype, 1, slots)
-    grad_before = got[1].copy()
-    buf = (lambda rest: rest) if slots else (lambda rest: [None])
-    for _ in range(3):
-        clip_then(sgd_update, *ref[:2], buf(ref[2]), scale, **kw)
-        sgd_update(*got[:2], *buf(got[2]), grad_scale=scale, **kw)
-    for a, b in zip([ref[0], *ref[2]], [got[0], *got[2]]):
-        assert_bitwise(a, b)
-    assert_bitwise(got[1], grad_before)
-
-
-def test_grad_scale_differs_from_no_scale():
-    # guards the tests above against a grad_scale that is silently ignored
-    data, grad, rest = state(np.float32, 2, 2)
-    a, b = data.copy(), data.copy()
-    adam_update(a, grad, *(r.copy() for r in rest), step=1, lr=1e-2, weight_decay=0.1)
-    adam_update(b, grad, *(r.copy() for r in rest), step=1, lr=1e-2, weight_decay=0.1, grad_scale=0.5)
-    assert not np.array_equal(a, b)
-
-
-@pytest.mark.parametrize("bad", ["0.5", None, 1j])
-def test_grad_scale_must_be_real(bad):
-    x = np.ones(3)
-    with pytest.raises(ValueError, match=r"adam_update: grad_scale=.* must be a real number"):
-        adam_update(x, x.copy(), x.copy(), x.copy(), step=1, lr=0.1, grad_scale=bad)
-    with pytest.raises(ValueError, match=r"sgd_update: grad_scale=.* must be a real number"):
-        sgd_update(x, x.copy(), None, lr=0.1, grad_scale=bad)
+def test_sgd_update_leaves_grad_as_it_was(dtype, kw):
+    data, grad, rest = state(dtype, 1, 1 if kw.get("momentum") else 0)
+    before = grad.copy()
+    for _ in range(2):
+        sgd_update(data, grad, *(rest or [None]), lr=1e-2, scratch=Scratch(4096 * np.dtype(dtype).itemsize), **kw)
+    assert_bitwise(grad, before)
 
 
 # ---- adam_update: bitwise the documented maths written as whole-array numpy expressions
 
-def reference_adam(p, g, m_sum, v_sum, *, step, lr, weight_decay, decoupled, grad_scale,
+def reference_adam(p, g, m_sum, v_sum, *, step, lr, weight_decay, decoupled,
                    beta1=0.9, beta2=0.999, eps=1e-8):
     """kernels.adam_update's docstring, one whole-array operation at a time (NEP 50 scalars)."""
     f = p.dtype.type
-    g = np.multiply(g, grad_scale)
     if weight_decay and not decoupled:
         g = p * f(weight_decay) + g
     root = math.sqrt((1.0 - beta2) / (1.0 - beta2 ** step))
@@ -151,12 +108,11 @@ def reference_adam(p, g, m_sum, v_sum, *, step, lr, weight_decay, decoupled, gra
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kw", [dict(weight_decay=0.0, decoupled=False), dict(weight_decay=0.1, decoupled=False),
                                 dict(weight_decay=0.1, decoupled=True)])
-@pytest.mark.parametrize("grad_scale", [1.0, 0.3183098861837907])
-def test_adam_update_is_bitwise_the_documented_maths(dtype, kw, grad_scale):
+def test_adam_update_is_bitwise_the_documented_maths(dtype, kw):
     ref, got = state(dtype, 3, 2), state(dtype, 3, 2)
     for step in (1, 2, 3):
-        reference_adam(ref[0], ref[1], *ref[2], step=step, lr=1e-2, grad_scale=grad_scale, **kw)
-        adam_update(got[0], got[1], *got[2], step=step, lr=1e-2, grad_scale=grad_scale,
+        reference_adam(ref[0], ref[1], *ref[2], step=step, lr=1e-2, **kw)
+        adam_update(got[0], got[1], *got[2], step=step, lr=1e-2,
                     scratch=Scratch(4096 * np.dtype(dtype).itemsize), **kw)
     for a, b in zip([ref[0], *ref[2]], [got[0], *got[2]]):
         assert_bitwise(a, b)

@@ -1,5 +1,7 @@
 """state_digest: changed by one ulp anywhere in the state, equal on every rank of a healthy job."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,32 @@ def test_digest_equal_on_every_rank_after_training():
     digests = c.allgather_obj(state_digest(dp, opt))
     assert_everywhere(len(set(digests)) == 1, f"digests differ across ranks: {digests}")
     assert_everywhere(digests[0] == state_digest(dp.module, opt), "dp and its module give different digests")
+
+
+@pytest.mark.mpi
+def test_zero_digest_is_the_world_1_digest_in_deterministic_mode():
+    """ZeRO-1's digest covers the gathered (replicated-format) optimizer state, so it is the same at
+    every world size when the parameters are; and it equals a replicated optimizer's digest."""
+    from mpigrad.runtime import ZeroOptimizer
+    from mpigrad.runtime.comm import SerialComm
+
+    c = comm()
+    K = 4 if c.size != 3 else 3
+    x, y = make_data(4 * K, seed=12)
+    micro = np.array_split(np.arange(len(y)), K)
+
+    def digest_after_training(dp, opt, batches):
+        for _ in range(2):
+            opt.zero_grad()
+            for i, rows in enumerate(batches):
+                with dp.no_sync() if i < len(batches) - 1 else contextlib.nullcontext():
+                    loss_of(dp, x[rows], y[rows]).backward()
+            opt.step()
+        return state_digest(dp.module, opt)
+
+    mine = np.array_split(np.arange(K), c.size)[c.rank]
+    dp = DataParallel(make_model(), c, deterministic=True, micro_batches=K)
+    got = digest_after_training(dp, ZeroOptimizer(dp, Adam, lr=0.01), [micro[i] for i in mine])
+    one = DataParallel(make_model(), SerialComm(), deterministic=True, micro_batches=K)
+    replicated = digest_after_training(one, Adam(one.parameters(), lr=0.01), micro)
+    assert_everywhere(got == replicated, f"ZeRO digest {got} != world-1 replicated digest {replicated}")
