@@ -31,6 +31,8 @@ from pathlib import Path
 
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPIGRAD_BLAS_THREADS="1")
 
+from machine import machine_line  # noqa: E402  (scripts/ is on sys.path)
+
 MODELS = ("transformer", "ref-mlp", "gru", "mlp")
 WARMUP = 5
 
@@ -46,6 +48,7 @@ def main():
     has_torch = _has_torch()
     if args.worker:
         return worker(models, args.steps, has_torch)
+    print(machine_line(), flush=True)
     runs = {n: [launch(n, models, args.steps, port=29600 + 10 * r + n) for r in range(args.rounds)] for n in (1, 2)}
     table = {(fw, n): {m: statistics.median(run[fw][m] for run in results) for m in models}
              for n, results in runs.items() for fw in results[0]}
@@ -67,6 +70,8 @@ def worker(models, steps, has_torch):
     import bench_models_mpigrad as mine
     from mpigrad.runtime import init
     comm = init()
+    if comm.is_main:
+        print(machine_line(sgemm=False), file=sys.stderr, flush=True)
     if has_torch:
         import bench_models_torch as theirs  # optional: only imported when torch is installed
         theirs.init_torch(comm.rank, comm.size)

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from mpigrad.autograd import Variable, cross_entropy, gelu, nn, softmax  # noqa: E402
 from mpigrad.autograd.nn import functional as NF  # noqa: E402
 from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
+from machine import machine_line  # noqa: E402
 
 B, T, C, H, VOCAB, GB, GH = 8, 64, 64, 4, 103, 32, 128
 CHAIN = 100
@@ -110,6 +111,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=50)
     args = parser.parse_args()
+    print(machine_line(), flush=True)
     try:
         import torch
         torch.set_num_threads(1)
