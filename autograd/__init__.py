@@ -8,6 +8,9 @@ from .inspect import GradcheckError, gradcheck, to_dot
 from .ops import exp, log, matmul, relu, sigmoid, sqrt, tanh
 
 from . import nn  # noqa: E402  (after the ops it builds on)
+from .blas_start import warm_gemm_buffer
+
+warm_gemm_buffer()  # before any model's first GEMM: see blas_start.py
 
 __all__ = [
     "Variable", "no_grad", "is_grad_enabled", "queue_callback", "gradcheck", "GradcheckError",
