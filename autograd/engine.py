@@ -266,10 +266,23 @@ def _collect(parent, pgrad, grads, owned, exclusive):
 
 def _write_into_leaf(leaf, product):
     """A leaf's only gradient of the pass, owed over a deferred zero: computed into its buffer."""
-    if leaf._parents or leaf._grad is None or leaf._grad_due != 0.0 or not product.write_into(leaf._grad):
+    if leaf._parents or leaf._grad is None or leaf._grad_due != 0.0 or not product.fits(leaf._grad):
         return False
-    leaf._grad_due = None
+    leaf._grad_due = None  # overwritten now (before a listener hears of the first rows): nothing owed
+    product.write_into(leaf._grad, *_rows_listener(leaf))
     return True
+
+
+def _rows_listener(leaf):
+    """(block_rows, rows_written(lo, hi)) from the first hook owner that asks, through its method
+    grad_rows_listener(leaf), to be told of a product's rows as they land in the leaf's buffer
+    (the runtime sends them while the rest is computed); (None, None) when none asks."""
+    for hook in leaf._hooks or ():
+        ask = getattr(getattr(hook, "__self__", None), "grad_rows_listener", None)
+        found = ask(leaf) if ask is not None else None
+        if found is not None:
+            return found
+    return None, None
 
 
 def _accumulate_leaf(leaf, grad, owned):

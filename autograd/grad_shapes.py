@@ -31,13 +31,27 @@ class ProductGrad:
     def value(self):
         return self.a @ self.b
 
-    def write_into(self, buffer):
-        """buffer <- a @ b if buffer can take it as is (shape, dtype, layout); False otherwise."""
+    def fits(self, buffer):
+        """True when buffer can take a @ b as is (shape, dtype, layout)."""
         a, b = self.a, self.b
-        if (buffer.shape != (a.shape[0], b.shape[1]) or buffer.dtype != np.result_type(a, b)
-                or not buffer.flags.c_contiguous or not buffer.flags.writeable):
+        return (buffer.shape == (a.shape[0], b.shape[1]) and buffer.dtype == np.result_type(a, b)
+                and buffer.flags.c_contiguous and buffer.flags.writeable)
+
+    def write_into(self, buffer, block_rows=None, rows_written=None):
+        """buffer <- a @ b if buffer can take it as is (shape, dtype, layout); False otherwise.
+
+        With block_rows, in blocks of that many rows, calling rows_written(lo, hi) after each (so a
+        listener can send finished rows while the rest is computed)."""
+        if not self.fits(buffer):
             return False
-        np.matmul(a, b, out=buffer)
+        a, b = self.a, self.b
+        if not block_rows:
+            np.matmul(a, b, out=buffer)
+            return True
+        for lo in range(0, a.shape[0], block_rows):
+            hi = min(lo + block_rows, a.shape[0])
+            np.matmul(a[lo:hi], b, out=buffer[lo:hi])
+            rows_written(lo, hi)
         return True
 
 

@@ -8,7 +8,7 @@ rest of backward in a model of ~10 MB of gradients (scripts/bench_dp.py --bucket
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from mpigrad.optim.kernels import sum_of_squares
 from .zero import shard_bounds
 
 DEFAULT_BUCKET_MB = 4.0
+# The bucket launched last has nothing left to overlap with but its own making: it goes in pieces of
+# about this size, each started as soon as backward has written it (1 MB: 4.5 GB/s, MPI-NOTES).
+PIECE_BYTES = 1 << 20
 
 
 @dataclass
@@ -26,7 +29,12 @@ class Bucket:
     grad: np.ndarray  # the view to reduce
     params: tuple
     pending: int = 0
-    request: object = None
+    requests: list = field(default_factory=list)  # all-reduces in flight
+    pieces: tuple = ()  # [lo, hi) of grad reduced one after another (one piece unless the last bucket)
+    launched: int = 0  # pieces started this pass
+    final: list = None  # per piece: elements backward has finished this pass
+    where: dict = None  # id(param) -> its [lo, hi) in grad
+    counted: dict = None  # id(param) -> its leading elements already counted in final
     sum_sq: float = None  # float64 sum of squares of this rank's slice of the reduced gradients, once in
     norm_slice: tuple = (0, 0)  # [lo, hi) of the bucket whose squares this rank sums
 
@@ -63,6 +71,8 @@ class BucketReducer:
         for b in self.buckets:
             counts, displs = shard_bounds(b.grad.size, comm.size)
             b.norm_slice = (displs[comm.rank], displs[comm.rank] + counts[comm.rank])
+            b.pieces = ((0, b.grad.size),)
+        _cut_into_pieces(self.buckets[-1])
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
         self.comm_time = 0.0
@@ -73,35 +83,77 @@ class BucketReducer:
         self._weight = weight
         self._next = 0
         for b in self.buckets:
-            b.pending, b.request, b.sum_sq = len(b.params), None, None
+            b.pending, b.requests, b.sum_sq, b.launched = len(b.params), [], None, 0
+            b.final, b.counted = [0] * len(b.pieces), {}
+
+    def piece_rows(self, param):
+        """Rows per block in which backward should write param's gradient (None: all at once)."""
+        bucket = self._bucket_of[id(param)]
+        if len(bucket.pieces) == 1 or param.ndim != 2:
+            return None
+        return max(1, (bucket.pieces[0][1] - bucket.pieces[0][0]) // param.shape[1])
+
+    def rows_written(self, param, lo, hi):
+        """Rows [lo, hi) of param's gradient are final (blocks come in order): start the pieces they complete."""
+        self._progress()
+        self._count_final(param, hi * param.shape[1])
+        self._launch_ready()
 
     def grad_ready(self, param):
         bucket = self._bucket_of[id(param)]
         bucket.pending -= 1
         self._progress()
-        while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
-            self._launch(self.buckets[self._next])
+        if len(bucket.pieces) > 1:
+            self._count_final(param, param.size)
+        self._launch_ready()
+
+    def _count_final(self, param, upto):
+        """param's gradient is final up to element upto: add the newly final elements to their pieces."""
+        bucket = self._bucket_of[id(param)]
+        start = bucket.counted.get(id(param), 0)
+        bucket.counted[id(param)] = upto
+        lo, _ = bucket.where[id(param)]
+        for i, (a, b) in enumerate(bucket.pieces):
+            bucket.final[i] += max(0, min(b, lo + upto) - max(a, lo + start))
+
+    def _launch_ready(self):
+        while self._next < len(self.buckets):
+            bucket = self.buckets[self._next]
+            if bucket.pending == 0:
+                self._launch(bucket)
+            elif len(bucket.pieces) > 1 and bucket.final[bucket.launched] == _length(bucket.pieces[bucket.launched]):
+                self._launch_piece(bucket)  # the rest of the bucket is still being written
+            else:
+                return
 
     def _progress(self):
         """MPICH moves a non-blocking collective forward only inside MPI calls: poke the ones in flight."""
-        for b in self.buckets[:self._next]:
-            if b.request is not None and b.request.Test():
+        for b in self.buckets[:self._next + 1]:
+            b.requests = [r for r in b.requests if not r.Test()]
+            if not b.requests and b.launched == len(b.pieces) and b.sum_sq is None:
                 self._done(b)
 
     def _launch(self, bucket):
         for p in bucket.params:
             p.settle_grad()  # a deferred zero_grad of a param no gradient reached here
-        if self._weight != 1.0:
-            bucket.grad *= bucket.grad.dtype.type(self._weight)
-        bucket.request = self.comm.Iallreduce(bucket.grad)
+        while bucket.launched < len(bucket.pieces):
+            self._launch_piece(bucket)
         self._next += 1
+
+    def _launch_piece(self, bucket):
+        lo, hi = bucket.pieces[bucket.launched]
+        piece = bucket.grad[lo:hi]
+        if self._weight != 1.0:
+            piece *= piece.dtype.type(self._weight)
+        bucket.requests.append(self.comm.Iallreduce(piece))
+        bucket.launched += 1
 
     def abandon(self):
         """A pass raised midway: complete what it started (every rank started the same), forget the rest."""
         for b in self.buckets:
-            if b.request is not None:
-                b.request.Wait()
-                b.request = None
+            for r in b.requests:
+                r.Wait()
+            b.requests = []
         self._next = len(self.buckets)
 
     def finish_pass(self):
@@ -110,8 +162,10 @@ class BucketReducer:
             self._launch(self.buckets[self._next])
         start = self.wait_started = time.perf_counter()  # CLOCK_MONOTONIC: comparable across a node's ranks
         for b in self.buckets:
-            if b.request is not None:
-                b.request.Wait()
+            for r in b.requests:
+                r.Wait()
+            b.requests = []
+            if b.sum_sq is None:
                 self._done(b)
         self.comm_time = time.perf_counter() - start
         self.comm.blocked_time += self.comm_time
@@ -119,7 +173,6 @@ class BucketReducer:
     def _done(self, bucket):
         """The bucket's average is in: take this rank's share of the global norm (its 1/P slice of the
         bucket) while the bucket is hot in cache; the ranks' shares are exchanged once per step."""
-        bucket.request = None
         lo, hi = bucket.norm_slice
         bucket.sum_sq = sum_of_squares(bucket.grad[lo:hi])
 
@@ -135,3 +188,19 @@ class BucketReducer:
         shares[self.comm.rank * count:(self.comm.rank + 1) * count] = mine
         self.comm.Allgatherv_in_place(shares, [count] * size, [r * count for r in range(size)])
         return sum(shares.reshape(size, count).sum(axis=0).tolist())
+
+
+def _length(piece):
+    return piece[1] - piece[0]
+
+
+def _cut_into_pieces(bucket):
+    """Split bucket into pieces of about PIECE_BYTES and note where each of its params lies in it."""
+    count = max(1, round(bucket.grad.nbytes / PIECE_BYTES))
+    bounds = [bucket.grad.size * i // count for i in range(count + 1)]
+    bucket.pieces = tuple(zip(bounds[:-1], bounds[1:]))
+    base = bucket.grad.ctypes.data
+    bucket.where = {}
+    for p in bucket.params:
+        lo = (p.grad_buffer.ctypes.data - base) // bucket.grad.itemsize
+        bucket.where[id(p)] = (lo, lo + p.size)

@@ -131,6 +131,22 @@ class DataParallel:
                 self._start_averaging()
             self.reducer.grad_ready(param)
 
+    def grad_rows_listener(self, param):
+        """(rows per block, callback) when param's gradient should come in row blocks, each sent as it
+        is written (the engine asks before writing a product into its buffer); None otherwise."""
+        if not self._sync or self.deterministic or self.comm.size == 1:
+            return None
+        rows = self.reducer.piece_rows(param)
+        if rows is None:
+            return None
+
+        def rows_written(lo, hi):
+            self._enter_pass()
+            if not self._weighted:
+                self._start_averaging()
+            self.reducer.rows_written(param, lo, hi)
+        return rows, rows_written
+
     def _enter_pass(self):
         token = current_pass()
         if self._pass is token:

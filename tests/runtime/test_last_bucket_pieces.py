@@ -1,0 +1,65 @@
+"""The bucket launched last (the first layer's gradients) goes in pieces, each all-reduced as soon as
+backward has written its rows: the averaged gradients are unchanged, and the first piece is on its
+way before the weight gradient is finished."""
+
+import numpy as np
+import pytest
+
+from mpigrad.runtime import DataParallel
+from mpigrad.runtime import buckets as buckets_module
+
+from mpi_helpers import assert_everywhere, comm, loss_of, make_data, make_model, shard
+
+pytestmark = pytest.mark.mpi
+
+
+def _pieced_model(monkeypatch):
+    """An MLP whose first weight (16 x 40 float64, 5 KB) is cut into 512-byte pieces."""
+    monkeypatch.setattr(buckets_module, "PIECE_BYTES", 512)
+    return make_model(sizes=(40, 16, 16, 3))
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("bucket_mb", [None, 0.001])
+def test_pieced_last_bucket_gives_the_full_batch_gradients(monkeypatch, bucket_mb):
+    c = comm()
+    n = 8 * c.size
+    x, y = make_data(n, features=40)
+    dp = DataParallel(_pieced_model(monkeypatch), c, bucket_mb=bucket_mb)
+    assert_everywhere(len(dp.reducer.buckets[-1].pieces) > 1, "the last bucket is not cut into pieces")
+    for _ in range(2):  # a second step: the piece counters start again
+        for p in dp.parameters():
+            p.defer_grad(0.0)
+        mine = shard(n, c.rank, c.size)
+        loss_of(dp, x[mine], y[mine]).backward()
+    expected = _reference(x, y)
+    assert_everywhere(all(np.allclose(p.grad, e, rtol=1e-12, atol=1e-14) for p, e in zip(dp.parameters(), expected)),
+                      "pieced reduction differs from the full-batch gradients")
+
+
+def _reference(x, y):
+    model = make_model(sizes=(40, 16, 16, 3))
+    loss_of(model, x, y).backward()
+    return [p.grad for p in model.parameters()]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_first_piece_starts_before_the_weight_gradient_is_written(monkeypatch):
+    c = comm()
+    n = 4 * c.size
+    x, y = make_data(n, features=40)
+    dp = DataParallel(_pieced_model(monkeypatch), c)
+    events = []
+    reducer = dp.reducer
+    rows_written, launch_piece = reducer.rows_written, reducer._launch_piece
+    monkeypatch.setattr(reducer, "rows_written", lambda p, lo, hi: (events.append("rows"), rows_written(p, lo, hi)))
+    monkeypatch.setattr(reducer, "_launch_piece", lambda b: (events.append(("piece", b is reducer.buckets[-1])),
+                                                             launch_piece(b)))
+    for p in dp.parameters():
+        p.defer_grad(0.0)  # as zero_grad leaves them: backward writes the product straight into the buffer
+    mine = shard(n, c.rank, c.size)
+    loss_of(dp, x[mine], y[mine]).backward()
+    last_rows = max((i for i, e in enumerate(events) if e == "rows"), default=-1)
+    first_piece = min((i for i, e in enumerate(events) if e == ("piece", True)), default=len(events))
+    assert_everywhere(first_piece < last_rows, f"no piece of the last bucket started while its rows were "
+                                               f"being written: {events}")
