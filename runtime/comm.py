@@ -190,7 +190,11 @@ def default_blas_threads(comm):
     node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED)
     ranks_here = node.Get_size()
     node.Free()
-    return blas_threads_for(len(os.sched_getaffinity(0)), ranks_here, os.getloadavg()[0])
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system: assume the node is idle
+        load = 0.0
+    return blas_threads_for(len(os.sched_getaffinity(0)), ranks_here, load)
 
 
 def blas_threads_for(cores, ranks_here, load):
