@@ -7,13 +7,13 @@ no product has written yet. A prefetch of an unmapped page never faults, so the 
 unmapped and every later call pays for the failed look-up again. Measured on an AMD EPYC (Zen 2
 under KVM, OpenBLAS 0.3.31 Haswell kernels, one thread): (512x256) @ (256x64) float32 took 1.8 ms
 in a fresh process and 0.5 ms once any product had written (or merely read) the pages 384-416 KB
-into the buffer; float64 1.8 ms against 1.2 ms. One product whose packed operands span the
-buffer's first megabyte maps those pages for the rest of the process, for every dtype.
+into the buffer's mapping; float64 1.8 ms against 1.2 ms. One product whose packing reaches
+further than small products do maps those pages for the rest of the process, for every dtype.
 """
 
 import numpy as np
 
-# (64 x 512) @ (512 x 1024): packs a 1024 x 512 panel (2 MB) and a 512 x 64 one; 67 MFLOP, ~2 ms.
+# (64 x 512) @ (512 x 1024): 67 MFLOP; about 8 ms of CPU on that machine, page faults included.
 _SHAPE = (64, 512, 1024)
 
 
