@@ -28,12 +28,26 @@ def build_parser():
 
     plot = commands.add_parser("plot", help="plot the loss curves of training runs into a PNG",
                                description="Overlay the loss curves of one or more `mpigrad train --out` directories.")
-    plot.add_argument("dirs", nargs="+", metavar="DIR", help="run directories holding metrics.jsonl")
+    plot.add_argument("dirs", nargs="*", metavar="DIR", help="run directories holding metrics.jsonl")
     plot.add_argument("--out", metavar="PNG", default="loss.png", help="image to write (default: %(default)s)")
     plot.add_argument("--timings", action="store_true",
                       help="draw each run's step time split into forward, backward, communication wait and "
                            "clip + optimizer instead of the loss")
+    plot.add_argument("--scaling", metavar="PRED.json", help="draw the step times `mpigrad scaling --json` predicted "
+                      "against world size, with each DIR's median step as a measured point")
     plot.set_defaults(run=_plot)
+    scaling = commands.add_parser("scaling", help="measure this launch and predict step time and efficiency up to "
+                                  "512 ranks", description="Run under `mpiexec -n N`: measures all-reduce costs inside "
+                                  "and between nodes and a few steps of the job, then predicts strong and weak scaling.")
+    scaling.add_argument("--config", metavar="FILE.toml", help="TOML file of config keys (the default job otherwise)")
+    scaling.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                         help="override one config key (repeatable)")
+    scaling.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    scaling.add_argument("--network", metavar="NAME", help="between nodes, use this network's published figures "
+                         "instead of a measurement: 10gbe, 25gbe, 100gbe or hdr (default: measured when the launch "
+                         "spans nodes, else 10gbe)")
+    scaling.add_argument("--steps", type=int, default=4, help="timed steps of the job (default: %(default)s)")
+    scaling.set_defaults(run=_scaling)
     add_tool_commands(commands)
     return parser
 
@@ -49,10 +63,20 @@ def _train(args):
     return train_command(args.config, args.overrides, args.out, args.quiet, args.overwrite, args.resume)
 
 
+def _scaling(args):
+    from .scaling import scaling_command  # imports MPI
+    return scaling_command(args.config, args.overrides, args.json, args.network, args.steps)
+
+
 def _plot(args):
-    from .plot import plot_runs, plot_timings
+    from .plot import plot_runs, plot_scaling, plot_timings
     try:
-        (plot_timings if args.timings else plot_runs)(args.dirs, args.out)
+        if args.scaling:
+            plot_scaling(args.scaling, args.dirs, args.out)
+        elif not args.dirs:
+            raise ConfigError("give at least one run directory (or --scaling PRED.json)")
+        else:
+            (plot_timings if args.timings else plot_runs)(args.dirs, args.out)
     except ConfigError as e:
         print(f"mpigrad plot: error: {e}", file=sys.stderr)
         return 2

@@ -47,6 +47,9 @@ KEYS = {
     "clip_norm": Key(1.0, float, "clip the global gradient norm to this; 0 turns clipping off", 0.0),
     "deterministic": Key(False, bool, "bitwise-identical results at every world size that divides the micro-batches "
                                            "(otherwise any world size up to the micro-batches)"),
+    "grad_comm_dtype": Key("float32", str, "dtype gradients travel in over MPI, summed in float32 (half the "
+                           "bytes in 16 bits; float16 stops the run if a gradient passes 65504)",
+                           choices=("float32", "bfloat16", "float16")),
     "zero": Key(False, bool, "ZeRO-1: each rank keeps the Adam state of 1/world of the parameters (the same "
                 "bits as replicated, in both modes)"),
     "nonfinite": Key("stop", str, "on a NaN/Inf loss or gradient norm", choices=("stop", "skip")),
@@ -67,14 +70,19 @@ KEYS = {
     "num_layers": Key(2, int, "transformer: blocks", 1, model="transformer"),
     "sample_chars": Key(200, int, "transformer: characters generated at the end", 0, model="transformer"),
     "hidden": Key([128], list, "mlp: hidden layer widths", model="mlp"),
+    "classes": Key(0, int, "mlp: class count; 0: the largest label + 1 (refused when far beyond the distinct "
+                   "labels seen)", 0, model="mlp"),
     "activation": Key("relu", str, "mlp: activation", choices=("relu", "tanh", "gelu", "sigmoid"), model="mlp"),
 }
 
 # Keys that shape the trajectory: a resumed run must use the checkpoint's values.
 TRAJECTORY_KEYS = ("model", "data", "labels", "val_fraction", "seed", "global_batch", "micro_batch",
                    "lr", "min_lr", "warmup_steps", "decay_steps", "weight_decay", "clip_norm",
-                   "deterministic", "nonfinite", "dtype", "context", "d_model", "num_heads",
-                   "num_layers", "hidden", "activation")
+                   "deterministic", "nonfinite", "dtype", "grad_comm_dtype", "context", "d_model",
+                   "num_heads", "num_layers", "hidden", "classes", "activation")
+
+# Tables `mpigrad train` records in config.toml beside the keys (not config): read back by the tools
+RECORDS = ("data_fingerprint", "identity")  # identity: the run's numerical code (run.identity_toml)
 
 # Keys that only change what is logged, checked or kept: `--resume DIR` accepts them. More `steps`
 # continue at min_lr once the schedule (fixed by warmup_steps and decay_steps) has ended.
@@ -115,6 +123,8 @@ def _read_toml(path):
         raise ConfigError(f"config file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    for table in RECORDS:
+        data.pop(table, None)
     for key, value in data.items():
         if isinstance(value, dict):
             raise ConfigError(f"config file {path}: table [{key}] is not allowed; keys are top-level")
@@ -206,6 +216,8 @@ def _check_combination(cfg, world_size):
         raise ConfigError(f"min_lr={cfg['min_lr']} is larger than lr={cfg['lr']}")
     if cfg["model"] == "transformer" and cfg["d_model"] % cfg["num_heads"]:
         raise ConfigError(f"d_model={cfg['d_model']} is not divisible by num_heads={cfg['num_heads']}")
+    if cfg["grad_comm_dtype"] != "float32" and cfg["dtype"] != "float32":
+        raise ConfigError(f"grad_comm_dtype = {cfg['grad_comm_dtype']!r} needs dtype = 'float32', got {cfg['dtype']!r}")
     if cfg["model"] == "mlp" and cfg["data"] == "pydoc":
         raise ConfigError("model 'mlp' needs data = a .npz, .npy or MNIST IDX file")
 

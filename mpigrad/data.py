@@ -87,11 +87,13 @@ def split_rows(num_rows, val_fraction):
 class ArrayData:
     """Feature rows and class labels; a fixed shuffle of the rows holds out val_fraction for validation."""
 
-    def __init__(self, X, y, source, val_fraction, dtype):
+    def __init__(self, X, y, source, val_fraction, dtype, classes=0):
+        """classes: the class count (0: inferred from the labels, within a sanity bound; None: the largest
+        label + 1, for data a trained model's own class count is checked against)."""
         self.source = source
         _check_labels(X, y, source)
         self.features = int(np.prod(X.shape[1:], dtype=np.int64))
-        self.classes = int(y.max()) + 1
+        self.classes = int(y.max()) + 1 if classes is None else class_count(y, source, classes)
         train, val = split_rows(len(y), val_fraction)
         self.train = Rows(X, y, train, dtype)
         self.val = Rows(X, y, val, dtype)
@@ -101,13 +103,34 @@ class ArrayData:
                 f"{self.features} features, {self.classes} classes")
 
 
+def class_count(y, source, declared=0):
+    """`declared`, or the largest label + 1 unless that is far beyond the distinct labels seen (a corrupt label
+    would otherwise size the model's output layer)."""
+    labels = np.unique(np.asarray(y))
+    largest = int(labels[-1])
+    if declared:
+        if largest >= declared:
+            raise ConfigError(f"data file {source}: label {largest} (row {_row_of(y, largest)}) is not below "
+                              f"classes = {declared}")
+        return declared
+    if largest + 1 > 2 * len(labels) + 10:
+        raise ConfigError(f"data file {source}: label {largest} (row {_row_of(y, largest)}) would make "
+                          f"{largest + 1:,} classes, but only {len(labels)} distinct labels occur; fix the label, or "
+                          f"set classes = {largest + 1} if that many are meant")
+    return largest + 1
+
+
+def _row_of(y, label):
+    return int(np.argmax(np.asarray(y) == label))
+
+
 def load_data(cfg):
     """The dataset the config names: TextData for the transformer, ArrayData for the MLP."""
     if cfg.model == "transformer":
         source, text = ("pydoc_data.topics", builtin_text()) if cfg.data == "pydoc" else (cfg.data, read_text(cfg.data))
         return TextData(text, source, cfg.context, cfg.val_fraction)
     X, y = load_arrays(cfg.data, cfg.labels)
-    return ArrayData(X, y, cfg.data, cfg.val_fraction, np.dtype(cfg.dtype))
+    return ArrayData(X, y, cfg.data, cfg.val_fraction, np.dtype(cfg.dtype), getattr(cfg, "classes", 0))
 
 
 def builtin_text():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, load_config
-from .diff import compare_runs
-from .run import RunError, read_rows
+from .diff import compare_runs, identity_differences
+from .run import RunError, read_identity, read_rows
 
 # Forced on every run: the mode under test, and logging that finds the first diverging step exactly.
 # None of them changes the trajectory.
@@ -111,6 +111,7 @@ def check_determinism_command(config, overrides, worlds_text, launcher, out):
         rows.append(row)
         all_equal &= ok
     print_table(rows)
+    print(code_line(root, worlds), flush=True)
     verdict = "bitwise equal at world sizes " + ", ".join(map(str, worlds)) if all_equal else "NOT bitwise equal"
     keep = bool(out) or not all_equal
     if not keep:
@@ -118,3 +119,22 @@ def check_determinism_command(config, overrides, worlds_text, launcher, out):
     where = f"; runs and logs in {root}" if keep else ""
     print(f"{verdict} ({time.perf_counter() - start:.1f} s{where})", flush=True)
     return 0 if all_equal else 1
+
+
+def code_line(root, worlds):
+    """The numerical code the runs recorded (runtime/identity.py): a pinned kernel shows here, as the
+    environment (OPENBLAS_CORETYPE, NPY_DISABLE_CPU_FEATURES) reaches every rank through mpiexec."""
+    records = {w: read_identity(root / f"world-{w}") if (root / f"world-{w}" / "config.toml").exists() else None
+               for w in worlds}
+    known = {w: r for w, r in records.items() if r is not None}
+    if not known:
+        return "numerical code: not recorded"
+    pinned = [f"{name}={os.environ[name]}" for name in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")
+              if os.environ.get(name)]
+    first, *_ = known.values()
+    apart = [f"world {w}: {d['label']} {d['b']}" for w, r in known.items()
+             for d in identity_differences(first, r)["differ"]]
+    said = (f"numpy {first.get('numpy')} ({first.get('numpy_simd')}), {first.get('blas')} "
+            f"{first.get('blas_kernels')} kernels, {first.get('blas_threads')} BLAS thread(s)")
+    return (f"numerical code: {said}" + (f" ({', '.join(pinned)} from the environment)" if pinned else "")
+            + (f"; differs: {'; '.join(apart)}" if apart else " in every run"))

@@ -10,8 +10,11 @@ import sys
 
 import numpy as np
 
+from mpigrad.runtime.identity import CODE_KEYS, LABELS, rank_identities, rank_list
+
 from .config import TRAJECTORY_KEYS
-from .run import RunError, check_run_dir, read_parameters, read_raw_config, read_rows
+from .fingerprint import TABLE, same
+from .run import RunError, check_run_dir, read_identity, read_parameters, read_raw_config, read_rows
 
 FIELDS = ("loss", "grad_norm", "digest")  # bitwise equal across world sizes in deterministic mode
 
@@ -24,7 +27,8 @@ def compare_runs(dir_a, dir_b):
     rows_a, rows_b = read_rows(dir_a), read_rows(dir_b)
     both_final = all(os.path.exists(os.path.join(d, "final.npz")) for d in (dir_a, dir_b))
     (params_a, source_a), (params_b, source_b) = (read_parameters(d, prefer_final=both_final) for d in (dir_a, dir_b))
-    report = {"a": dir_a, "b": dir_b, "config": config, "first_step": first_differing_step(rows_a, rows_b),
+    report = {"a": dir_a, "b": dir_b, "identity": identity_differences(read_identity(dir_a), read_identity(dir_b)),
+              "config": config, "first_step": first_differing_step(rows_a, rows_b),
               "last_step": {"a": max(rows_a, default=None), "b": max(rows_b, default=None)},
               "parameters": {"a": source_a, "b": source_b, **parameter_differences(params_a, params_b)}}
     p = report["parameters"]
@@ -33,9 +37,65 @@ def compare_runs(dir_a, dir_b):
     return report
 
 
+def identity_differences(a, b):
+    """The numerical code each run used, where the two differ: {"a", "b" (the records), "differ": [{key, a, b}],
+    "cpu": [a's, b's] when only the CPU models differ}; a run that recorded none has record None."""
+    if a is None or b is None:
+        return {"a": a, "b": b, "differ": [], "cpu": None}
+    used_a, used_b = code_used(a), code_used(b)
+    differ = [{"key": k, "label": LABELS[k], "a": describe_used(used_a[k]), "b": describe_used(used_b[k])}
+              for k in CODE_KEYS if set(used_a[k]) != set(used_b[k])]
+    cpus = [sorted({str(i.get("cpu")) for i in rank_identities(r)}) for r in (a, b)]
+    return {"a": a, "b": b, "differ": differ, "cpu": cpus if cpus[0] != cpus[1] else None}
+
+
+def code_used(record):
+    """{key: {value: ["on ranks 0,1", "until step 300"]}} over the record's ranks and the code it resumed from."""
+    ranks = {k: {} for k in CODE_KEYS}
+    for rank, ident in enumerate(rank_identities(record)):
+        for k in CODE_KEYS:
+            ranks[k].setdefault(str(ident.get(k)), []).append(rank)
+    used = {k: {value: [f"on {rank_list(held)}"] for value, held in ranks[k].items()} for k in CODE_KEYS}
+    for earlier in record.get("earlier", []):
+        for k in CODE_KEYS:
+            for value in {str(ident.get(k)) for ident in rank_identities(earlier)}:
+                used[k].setdefault(value, []).append(f"until {earlier.get('until', 'a resume')}")
+    return used
+
+
+def describe_used(where):
+    """'Haswell' when one value served everything, else 'Haswell on rank 0, Sandybridge on rank 1'."""
+    if len(where) == 1:
+        return next(iter(where))
+    return ", ".join(f"{value} {' and '.join(dict.fromkeys(places))}" for value, places in where.items())
+
+
+def format_identity(r):
+    """Why two runs' bits may differ although their configs agree: the numerical code they ran on."""
+    i = r["identity"]
+    missing = [r[side] for side in ("a", "b") if i[side] is None]
+    if missing:
+        return [f"identity: not recorded in {' and '.join(missing)} (numpy, BLAS kernels and threads unknown)"]
+    if not i["differ"]:
+        a = i["a"]
+        same = (f"numpy {a.get('numpy')}, {a.get('blas')} {a.get('blas_kernels')} kernels, "
+                f"{a.get('blas_threads')} BLAS thread(s)")
+        cpu = f"; CPU {i['cpu'][0]} vs {i['cpu'][1]}, which runs the same code" if i["cpu"] else ""
+        return [f"identity: the same numerical code ({same}){cpu}"]
+    lines = [f"identity: {len(i['differ'])} field(s) differ, so the bits are expected to differ (other numerical "
+             "code rounds the same sums differently)"]
+    lines += [f"  {d['label']}: {d['a']} ({r['a']}) vs {d['b']} ({r['b']})" for d in i["differ"]]
+    return lines
+
+
 def config_differences(a, b):
-    """Every differing key; only keys that shape the trajectory (config.TRAJECTORY_KEYS) count as a difference."""
-    return [{"key": k, "a": a.get(k), "b": b.get(k), "trajectory": k in TRAJECTORY_KEYS}
+    """Every differing key; only keys that shape the trajectory (config.TRAJECTORY_KEYS) count as a difference,
+    and the data fingerprint when the bytes differ (not only the paths)."""
+    def counts(k):
+        if k == TABLE:  # a run of an older mpigrad has no record: nothing to compare
+            return bool(a.get(k) and b.get(k)) and not same(a[k], b[k])
+        return k in TRAJECTORY_KEYS
+    return [{"key": k, "a": a.get(k), "b": b.get(k), "trajectory": counts(k)}
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
@@ -76,8 +136,9 @@ def _max(values):
 
 
 def format_report(r):
-    """The report as text, in the order: config, metrics, parameters, verdict."""
-    lines = [f"config: {len(r['config'])} key(s) differ" if r["config"] else "config: equal"]
+    """The report as text, in the order: identity, config, metrics, parameters, verdict."""
+    lines = format_identity(r)
+    lines += [f"config: {len(r['config'])} key(s) differ" if r["config"] else "config: equal"]
     lines += [f"  {d['key']}: {d['a']!r} vs {d['b']!r}" + ("" if d["trajectory"] else " (does not change the results)")
               for d in r["config"]]
     s = r["first_step"]

@@ -53,14 +53,20 @@ def validation_metrics(model, val, cfg, comm):
     return row
 
 
-def eval_split(cfg, model, data_path=None, labels_path=None):
-    """(split, description): the run's validation split, or every row (window) of data_path."""
+def eval_split(cfg, model, data_path=None, labels_path=None, run=None):
+    """(split, description): the run's validation split, or every row (window) of data_path. With `run`, the
+    run's own data must match the fingerprint recorded in its config.toml."""
     from .config import ConfigError
     from .data import ArrayData, TokenWindows, load_arrays, load_data, read_text
+    from .fingerprint import load_run_data
+
+    def run_data():
+        return load_run_data(cfg, run) if run is not None else load_data(cfg)
+
     if data_path is None:
         if labels_path:
             raise ConfigError("--labels needs --data")
-        val = load_data(cfg).val
+        val = run_data().val
         if val.num_samples == 0:
             raise ConfigError(f"the run's data {cfg.data} has no validation split (val_fraction = 0); pass --data FILE")
         return val, f"the validation split of {cfg.data}"
@@ -68,14 +74,14 @@ def eval_split(cfg, model, data_path=None, labels_path=None):
         if labels_path:
             raise ConfigError("--labels is for the mlp model; the language model's targets are the text itself")
         try:
-            ids = load_data(cfg).encode(read_text(data_path))  # the vocabulary the model was trained with
+            ids = run_data().encode(read_text(data_path))  # the vocabulary the model was trained with
         except ValueError:
             raise ConfigError(f"data file {data_path}: has characters outside the model's vocabulary") from None
         windows = TokenWindows(ids, cfg.context)
         if windows.num_samples == 0:
             raise ConfigError(f"data file {data_path}: fewer than context + 1 = {cfg.context + 1} characters")
         return windows, data_path
-    data = ArrayData(*load_arrays(data_path, labels_path or ""), data_path, 0.0, np.dtype(cfg.dtype))
+    data = ArrayData(*load_arrays(data_path, labels_path or ""), data_path, 0.0, np.dtype(cfg.dtype), classes=None)
     features, classes = model.parameters()[0].shape[1], model.parameters()[-1].shape[0]
     if data.features != features or data.classes > classes:
         raise ConfigError(f"data file {data_path}: {data.features} features and labels up to {data.classes - 1}, "
@@ -88,12 +94,21 @@ def eval_command(run, data_path=None, labels_path=None):
     import sys
     from mpigrad.runtime import init
     from .config import ConfigError
+    from .fingerprint import file_fingerprint
+    from .job import vote
     from .run import load_run_from
     comm = init()
-    try:
+
+    def prepare():
         model, cfg, source = load_run_from(run)
-        split, described = eval_split(cfg, model, data_path, labels_path)
-    except ConfigError as e:  # every rank read the same files, so every rank is here
+        split, described = eval_split(cfg, model, data_path, labels_path, run)
+        return model, cfg, source, split, described, [file_fingerprint(p) if p else None for p in files]
+
+    files = [data_path, labels_path]
+    try:  # one vote: a rank that cannot read its files ends every rank, naming itself, instead of a hang
+        model, cfg, source, split, described, prints = vote(comm, prepare)
+        same_files_everywhere(comm, files, prints)
+    except ConfigError as e:
         if comm.is_main:
             print(f"mpigrad eval: error: {e}", file=sys.stderr, flush=True)
         return 2
@@ -103,3 +118,14 @@ def eval_command(run, data_path=None, labels_path=None):
         print(f"loss {result['loss']:.6f}{accuracy} on {result['samples']} samples of {described} "
               f"(parameters: {source})", flush=True)
     return 0
+
+
+def same_files_everywhere(comm, paths, mine):
+    """Refuse files whose contents differ between ranks (node-local copies): each rank would score other rows."""
+    from .config import ConfigError
+    everyone = comm.allgather_obj([(f["bytes"], f["sha256"]) if f else None for f in mine])
+    for rank, theirs in enumerate(everyone):
+        for path, a, b in zip(paths, everyone[0], theirs):
+            if a != b:
+                raise ConfigError(f"rank {rank} read {path} with other contents than rank 0 ({b[0]:,} bytes, SHA-256 "
+                                  f"{b[1][:16]} against {a[0]:,} bytes, {a[1][:16]}): every rank needs the same data")

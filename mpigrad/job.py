@@ -1,13 +1,12 @@
 """What a training job keeps across interruptions: rotating checkpoints, resume, signal shutdown."""
 
-import glob
 import os
-import re
-import shutil
 import signal
 
 from mpigrad.runtime import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, trajectory_mismatch
+from .fingerprint import check_recorded, describe, same
+from .rundir import checkpoint_files, checkpoint_name
 
 
 def vote(comm, work):
@@ -29,64 +28,55 @@ def vote(comm, work):
     return result
 
 
-def check_same_arguments(comm, cfg, out):
-    """Refuse ranks started with different config values or --out (an MPMD launch gone wrong)."""
-    everyone = comm.allgather_obj({**vars(cfg), "--out": out})
-    for rank, theirs in enumerate(everyone):
-        for key, value in everyone[0].items():
+def check_same_arguments(comm, cfg, out, fingerprint):
+    """Refuse ranks started with different config values or --out (an MPMD launch gone wrong), or that read
+    data files of different contents (node-local copies that differ)."""
+    everyone = comm.allgather_obj(({**vars(cfg), "--out": out}, fingerprint))
+    first, first_print = everyone[0]
+    for rank, (theirs, their_print) in enumerate(everyone):
+        for key, value in first.items():
             if theirs[key] != value:
-                said, first = (f"{key} {v}" if key == "--out" else f"{key} = {v!r}" for v in (theirs[key], value))
-                raise ConfigError(f"rank {rank} was started with {said}, rank 0 with {first}: every rank needs "
+                said, then = (f"{key} {v}" if key == "--out" else f"{key} = {v!r}" for v in (theirs[key], value))
+                raise ConfigError(f"rank {rank} was started with {said}, rank 0 with {then}: every rank needs "
                                   "the same arguments")
+    for rank, (_, their_print) in enumerate(everyone):
+        if not same(their_print, first_print):
+            role = next(r for r in first_print if describe(their_print, r) != describe(first_print, r))
+            raise ConfigError(f"rank {rank} read data file {first_print[role]['path']} as "
+                              f"{describe(their_print, role)}, rank 0 as {describe(first_print, role)}: every rank "
+                              "needs the same data")
 
 
 class Checkpoints:
-    """DIR/step-00000100.ckpt files; the newest `keep` stay on disk."""
+    """DIR/step-00000100.ckpt files (9 digits and more past step 99,999,999); the newest `keep` stay on disk."""
 
     def __init__(self, directory, keep, comm):
         self.directory, self.keep, self.comm = directory, keep, comm
 
     def path(self, step):
-        return os.path.join(self.directory, f"step-{step:08d}.ckpt")
+        return os.path.join(self.directory, checkpoint_name(step))
 
     def existing(self):
         """Checkpoint paths sorted by step (temporary files of an interrupted write are ignored)."""
-        found = glob.glob(os.path.join(self.directory, "step-*.ckpt"))
-        return sorted(p for p in found if re.fullmatch(r"step-\d{8}\.ckpt", os.path.basename(p)))
+        return checkpoint_files(self.directory)
 
     def save(self, job, step):
         """A failed write (a full disk) stops the job on every rank: the previous checkpoint stays intact."""
         try:
             save_checkpoint(self.path(step), job.model, job.optimizer, step=step, skipped=job.skipped,
-                            schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size)
+                            schedule=job.schedule.state_dict(), config=vars(job.cfg), world_size=self.comm.size,
+                            data_fingerprint=job.data.fingerprint)
         except CheckpointError as e:
-            previous = [p for p in self.existing() if p != self.path(step)]
-            then = (f"{previous[-1]} is intact: once there is room, continue from it with --set resume=true"
-                    if previous else "there is no earlier checkpoint: once there is room, start the run again")
-            raise CheckpointError(f"{e}; stopping at step {step} ({then})") from None
+            raise CheckpointError(f"{e}; stopping at step {step} ({self.intact_note(self.path(step))})") from None
         if self.comm.is_main:
             for old in self.existing()[:-self.keep]:
                 os.unlink(old)
 
-
-# What a run leaves in --out; a new run refuses a directory holding any of them (unless told to overwrite)
-RUN_FILES = ("config.toml", "metrics.jsonl", "final.npz", "checkpoints")
-
-
-def claim_out(out, overwrite):
-    """Rank 0, new run: refuse an --out that holds another run, or clear that run's files first."""
-    found = [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
-    if not found:
-        return
-    if not overwrite:
-        raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
-                          "or pass --overwrite to replace it")
-    for name in found:
-        path = os.path.join(out, name)
-        try:
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
-        except OSError as e:
-            raise ConfigError(f"--overwrite: cannot remove {path}: {e.strerror or e}") from None
+    def intact_note(self, failed=None):
+        """What a stopped run can continue from, once there is room again."""
+        previous = [p for p in self.existing() if p != failed]
+        return (f"{previous[-1]} is intact: once there is room, continue from it with --set resume=true"
+                if previous else "there is no earlier checkpoint: once there is room, start the run again")
 
 
 def newest_checkpoint(checkpoints):
@@ -106,6 +96,7 @@ def resume_state(job, path):
     problem = trajectory_mismatch(job.cfg, extra["config"])
     if problem:
         raise ConfigError(f"cannot resume from {path}: {problem}")
+    check_recorded(extra.get("data_fingerprint"), job.data.fingerprint, path)
     if extra["step"] > job.cfg.steps:
         raise ConfigError(f"cannot resume from {path}: it is at step {extra['step']}, past steps={job.cfg.steps}")
     load_checkpoint(path, job.model, job.optimizer)
@@ -117,16 +108,19 @@ class Shutdown:
     """SIGINT/SIGTERM only set a flag; all ranks agree at the end of a step, checkpoint and exit."""
 
     def __init__(self, comm):
-        self.comm, self.signum = comm, 0
+        self.comm, self.signum, self.error = comm, 0, None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._note)
 
     def _note(self, signum, frame):
         self.signum = signum
 
-    def requested(self):
-        self.signum = self.comm.allreduce_obj(self.signum, op="max")
-        return self.signum != 0
+    def requested(self, error=None):
+        """Whether any rank was signalled or failed to write (`error`, one line); the same answer on every rank."""
+        everyone = self.comm.allgather_obj((self.signum, error))
+        self.signum = max(signum for signum, _ in everyone)
+        self.error = next((e for _, e in everyone if e), None)
+        return self.signum != 0 or self.error is not None
 
     @property
     def signal_name(self):

@@ -57,18 +57,25 @@ def _replace(path, text):
 def read_rows(path):
     """(rows, bytes dropped): the rows of a metrics.jsonl file; a last line that is not JSON (a write
     cut short by a crash or a full disk) is dropped, a bad line before it is an error."""
-    with open(path) as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     rows, dropped = [], 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            rows.append(json.loads(line.decode()))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             if any(rest.strip() for rest in lines[number:]):
-                raise ConfigError(f"{path}: line {number} is not JSON") from None
-            dropped = len(line.encode())
+                what = "UTF-8 text" if isinstance(e, UnicodeDecodeError) else "JSON"
+                raise ConfigError(f"{path}: line {number} is not {what}") from None
+            dropped = len(line)
+            continue
+        if not (isinstance(rows[-1], dict) and type(rows[-1].get("step")) is int):
+            raise ConfigError(f"{path}: line {number} is not a metrics row (a JSON object with an integer step)")
     return rows, dropped
 
 
@@ -127,7 +134,7 @@ class Progress:
         self.enabled, self.samples_per_step = enabled, samples_per_step
         self.times = times if times is not None else StepTimes(start_step=start)
         self.bar = None
-        if enabled and sys.stdout.isatty():
+        if enabled and sys.stdout is not None and sys.stdout.isatty():  # None: started with stdout closed
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
@@ -146,8 +153,8 @@ class Progress:
         elif show_line:
             eta = per_step * (self.total - step)
             val = f" val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
-            print(f"step {step}/{self.total} loss {row['loss']:.4f}{val} lr {row['lr']:.2e} "
-                  f"{rate:,.0f} {self.unit}/s eta {format_duration(eta)}", flush=True)
+            self._print(f"step {step}/{self.total} loss {row['loss']:.4f}{val} lr {row['lr']:.2e} "
+                        f"{rate:,.0f} {self.unit}/s eta {format_duration(eta)}")
 
     def write(self, message):
         if not self.enabled:
@@ -155,7 +162,16 @@ class Progress:
         if self.bar is not None:
             self.bar.write(message)
         else:
-            print(message, flush=True)
+            self._print(message)
+
+    def _print(self, text):
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # the reader went away (`| head`): training goes on without progress output
+            self.enabled = False
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+            os.close(devnull)
 
     def close(self):
         if self.bar is not None:

@@ -1,5 +1,7 @@
 """The built-in models: a character-level transformer language model and an MLP classifier."""
 
+import os
+
 import numpy as np
 
 from mpigrad.autograd import cross_entropy, nn, no_grad, softmax
@@ -41,11 +43,14 @@ class CharTransformer(nn.Module):
     def loss(self, logits, targets):
         return cross_entropy(logits, targets)
 
-    def generate(self, prompt_ids, count, rng, temperature=0.8):
-        """Sample `count` ids after prompt_ids, each from softmax(logits / temperature) of the last position."""
+    def generate(self, prompt_ids, count, rng, temperature=0.8, stop=None):
+        """Sample `count` ids after prompt_ids, each from softmax(logits / temperature) of the last position
+        (fewer once stop() is true)."""
         ids = list(prompt_ids)
         with no_grad():
             for _ in range(count):
+                if stop is not None and stop():
+                    break
                 progress("sampling")  # each character is progress for the step_timeout watchdog
                 window = np.array(ids[-self.context:], dtype=np.int32)[None, :]
                 logits = self(window).data[0, -1].astype(np.float64) / temperature
@@ -70,9 +75,43 @@ class Classifier(nn.Module):
 
 def build_model(cfg, data):
     """The model the config names, initialised from the seed alone (every rank builds the same one)."""
+    check_fits(cfg, data)
     np.random.seed(cfg.seed % 2**32)  # layers draw their initial weights from numpy's global generator
     if cfg.model == "transformer":
         model = CharTransformer(len(data.vocab), cfg.context, cfg.d_model, cfg.num_heads, cfg.num_layers)
     else:
         model = Classifier(data.features, cfg.hidden, data.classes, cfg.activation)
     return model.to(np.dtype(cfg.dtype))
+
+
+def parameter_count(cfg, data):
+    """The model's parameter count, from the config and the data's shapes alone (nothing allocated)."""
+    if cfg.model == "transformer":
+        vocab, d = len(data.vocab), cfg.d_model
+        block = 12 * d * d + 13 * d  # two LayerNorms, q k v out projections, the 4x MLP
+        return vocab * d + cfg.context * d + cfg.num_layers * block + 2 * d + d * vocab + vocab
+    sizes = [data.features, *cfg.hidden, data.classes]
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+def check_fits(cfg, data):
+    """Refuse, in one line, a model whose parameters, gradients and Adam moments exceed this machine's memory."""
+    count = parameter_count(cfg, data)
+    needed = 4 * count * np.dtype(cfg.dtype).itemsize
+    available = memory_bytes()
+    if needed > available:
+        from .config import ConfigError
+        raise ConfigError(f"the {cfg.model} model would have {count:,} parameters: about {needed / 1e9:,.1f} GB per "
+                          f"rank for parameters, gradients and Adam state ({cfg.dtype}), more than this machine's "
+                          f"{available / 1e9:.1f} GB of memory")
+
+
+def memory_bytes():
+    """Physical memory, or the cgroup's limit when that is lower (a container)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        return min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        return total

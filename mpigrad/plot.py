@@ -96,3 +96,62 @@ def draw_curves(ax, runs, key, val_key):
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def load_prediction(path):
+    """The object `mpigrad scaling --json` printed (one JSON object, possibly after other lines)."""
+    import json
+    try:
+        with open(path) as f:
+            text = f.read()
+        result = json.loads(text.strip().splitlines()[-1])
+        result["predicted"][0]["step_time"]
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ConfigError(f"{path}: not the output of `mpigrad scaling --json`") from None
+    return result
+
+
+def measured_points(directories):
+    """(world size, median step seconds) of each training run (its first logged step left out)."""
+    import statistics
+    points = []
+    for d in directories:
+        _, rows = load_run(d)
+        times = [r["step_time"] for r in rows if r.get("step_time") is not None][1:]
+        if times:
+            points.append((rows[-1].get("world_size", 1), statistics.median(times)))
+    return points
+
+
+def plot_scaling(prediction_path, directories, out):
+    """Predicted step time against world size (strong and weak), the launch that measured it, and the median
+    step of each training run given, all on log-log axes."""
+    plt = _pyplot()
+    result = load_prediction(prediction_path)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for scaling, style in (("strong", "-o"), ("weak", "--s")):
+        entries = [e for e in result["predicted"] if e["scaling"] == scaling and e.get("feasible", True)]
+        ax.plot([e["world"] for e in entries], [1e3 * e["step_time"] for e in entries], style, markersize=3,
+                label=f"predicted, {scaling} scaling")
+    beyond = [e for e in result["predicted"] if not e.get("feasible", True)]
+    if beyond:
+        ax.plot([e["world"] for e in beyond], [1e3 * e["step_time"] for e in beyond], ":", color="grey",
+                label="strong, fewer samples than ranks")
+    ax.plot([result["world"]], [1e3 * result["measured"]["step_time"]], "k*", markersize=10,
+            label=f"measured by `mpigrad scaling` (world {result['world']})")
+    points = measured_points(directories)
+    if points:
+        ax.plot(*zip(*[(w, 1e3 * t) for w, t in points]), "rx", markersize=8, label="measured runs (median step)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("world size (ranks)")
+    ax.set_ylabel("ms per step")
+    ax.set_title(f"network between nodes: {result.get('network', '?')}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,18 +1,17 @@
 """A `mpigrad train --out` directory read back: its config, metrics rows, parameters, and the model itself."""
 
-import glob
 import io
 import json
 import os
-import re
 import tomllib
 from types import SimpleNamespace
 
-import numpy as np
 
 from mpigrad.runtime.checkpoint import CheckpointError, read_verified
+from mpigrad.runtime.stored_npz import ArchiveError, member_names, read_members
 
-from .config import ConfigError, load_config
+from .config import ConfigError, _toml_value, load_config
+from .rundir import checkpoint_files
 
 
 class RunError(ConfigError):
@@ -25,7 +24,32 @@ def check_run_dir(directory):
 
 
 def read_raw_config(directory):
-    """The run's config.toml as a plain dict (every key the run was trained with)."""
+    """The run's config.toml as a plain dict (every key the run was trained with; not its [identity])."""
+    config = _read_config_toml(directory)
+    config.pop("identity", None)
+    return config
+
+
+def read_identity(directory):
+    """The numerical identity the run recorded in config.toml's [identity] (runtime/identity.py), or None."""
+    identity = _read_config_toml(directory).get("identity")
+    return identity if isinstance(identity, dict) else None
+
+
+def identity_toml(record, name="identity"):
+    """The record as config.toml's [identity] table: rank 0's fields, [identity.rank.N] for ranks that
+    differ, [[identity.earlier]] for the code a resumed run ran on before."""
+    scalars = [f"{key} = {_toml_value(value)}\n" for key, value in record.items()
+               if not isinstance(value, (dict, list))]
+    text = f"\n[{name}]\n" + "".join(scalars)
+    for rank, fields in record.get("rank", {}).items():
+        text += f"\n[{name}.rank.{rank}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in fields.items())
+    for earlier in record.get("earlier", []):
+        text += identity_toml(earlier, f"{name}.earlier").replace(f"[{name}.earlier]", f"[[{name}.earlier]]", 1)
+    return text
+
+
+def _read_config_toml(directory):
     path = os.path.join(directory, "config.toml")
     try:
         with open(path, "rb") as f:
@@ -63,34 +87,43 @@ def read_rows(directory):
 
 
 def newest_checkpoint(directory):
-    found = glob.glob(os.path.join(directory, "checkpoints", "step-*.ckpt"))
-    found = sorted(p for p in found if re.fullmatch(r"step-\d{8}\.ckpt", os.path.basename(p)))
+    found = checkpoint_files(os.path.join(directory, "checkpoints"))
     return found[-1] if found else None
 
 
 def read_parameters(directory, prefer_final=True):
     """(name -> array, source path): final.npz, or (if absent or not preferred) the newest checkpoint."""
     check_run_dir(directory)
-    final = os.path.join(directory, "final.npz")
-    if prefer_final and os.path.exists(final):
+    final, checkpoint = os.path.join(directory, "final.npz"), newest_checkpoint(directory)
+    if prefer_final and os.path.exists(final) and not _newer(checkpoint, final):
         return _read_npz(final, final), final
-    checkpoint = newest_checkpoint(directory)
     if checkpoint is None:
         raise RunError(f"{directory}: no final.npz and no checkpoints/step-*.ckpt")
     try:
         payload = read_verified(checkpoint)
     except CheckpointError as e:
         raise RunError(str(e)) from None
-    arrays = _read_npz(io.BytesIO(payload), checkpoint)
-    return {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}, checkpoint
-
-
-def _read_npz(source, path):
+    source = io.BytesIO(payload)
     try:
-        with np.load(source, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise RunError(f"{path}: not a readable .npz ({e})") from None
+        names = [name for name in member_names(source) if name.startswith("param/")]
+    except ArchiveError as e:
+        raise RunError(f"{checkpoint}: {e}") from None
+    arrays = _read_npz(source, checkpoint, names)
+    return {k[len("param/"):]: v for k, v in arrays.items()}, checkpoint
+
+
+def _newer(checkpoint, final):
+    """Whether the checkpoint was written after final.npz: a resumed run stopped early (older mpigrad kept
+    the previous final.npz); the newest parameters win."""
+    return checkpoint is not None and os.stat(checkpoint).st_mtime_ns > os.stat(final).st_mtime_ns
+
+
+def _read_npz(source, path, names=None):
+    """Each array checked before it is allocated, compressed ones refused: at most the file's size in memory."""
+    try:
+        return read_members(source, names)
+    except ArchiveError as e:
+        raise RunError(f"{path}: {e}") from None
 
 
 def load_run(directory):

@@ -11,14 +11,20 @@ import numpy as np
 
 from mpigrad.optim import Adam, CosineLR, clip_scale
 
+from mpigrad.runtime.compression import overflow_message
 from mpigrad.runtime import CheckpointError, DataParallel, GlobalBatches, ZeroOptimizer, init, progress, state_digest
+from mpigrad.runtime.checkpoint import write_atomically
+from mpigrad.runtime.identity import IdentityError, recorded
 
 from .config import ConfigError, load_config, resume_request, to_toml
 from .data import load_data
 from .evaluate import count_correct, validation_metrics
-from .job import Checkpoints, Shutdown, check_same_arguments, claim_out, newest_checkpoint, resume_state, vote
+from .fingerprint import data_fingerprint, to_toml as fingerprint_toml
+from .job import Checkpoints, Shutdown, check_same_arguments, newest_checkpoint, resume_state, vote
 from .metrics import MetricsLog, Progress, StepTimes
 from .models import build_model
+from .run import identity_toml
+from .rundir import RunDirectory
 from .stragglers import Stragglers
 
 
@@ -28,9 +34,17 @@ def train_command(config_path, overrides, out, quiet, overwrite=False, resume_di
     `resume_dir` (--resume DIR) continues the run in DIR with its own config.toml.
     """
     comm = init()
+    run_dir = RunDirectory(resume_dir if resume_dir is not None else out or "runs/train")
+    try:  # the lock rank 0 takes on --out lasts until the job ends here (or its process does)
+        return _train(comm, run_dir, config_path, overrides, out, quiet, overwrite, resume_dir)
+    finally:
+        run_dir.release()
+
+
+def _train(comm, run_dir, config_path, overrides, out, quiet, overwrite, resume_dir):
     try:
-        job = Job(comm, config_path, overrides, out, quiet, overwrite, resume_dir)
-    except (ConfigError, CheckpointError) as e:
+        job = Job(comm, run_dir, config_path, overrides, out, quiet, overwrite, resume_dir)
+    except (ConfigError, CheckpointError, IdentityError) as e:
         # every check ends in a vote or a collective, so every rank is here with the same message
         if comm.is_main:
             print(f"mpigrad train: error: {e}", file=sys.stderr, flush=True)
@@ -52,21 +66,22 @@ def make_schedule(cfg, optimizer):
 class Job:
     """Everything one training run holds: data, model, optimizer, schedule, checkpoints, logs."""
 
-    def __init__(self, comm, config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
-        self.comm, self.out = comm, out if resume_dir is None else resume_dir
+    def __init__(self, comm, run_dir, config_path, overrides, out, quiet, overwrite=False, resume_dir=None):
+        self.comm, self.run_dir, self.out = comm, run_dir, run_dir.path
+        self.write_error = None  # rank 0's failed metrics write: every rank stops at the end of the step
         # local work first, then one vote: no rank enters a collective while another has failed
         self.cfg, self.data, self.batches, self.model = vote(
             comm, lambda: self.prepare(config_path, overrides, out, resume_dir))
-        out = self.out
         cfg = self.cfg
-        check_same_arguments(comm, cfg, out)
-        init(timeout=cfg.step_timeout)  # the same value on every rank, checked just above
+        check_same_arguments(comm, cfg, self.out, self.data.fingerprint)
+        init(timeout=cfg.step_timeout)  # again: the same value on every rank, checked just above
         micro_batches = cfg.global_batch // cfg.micro_batch  # of a step, over all ranks
-        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches)
+        self.dp = DataParallel(self.model, comm, deterministic=cfg.deterministic, micro_batches=micro_batches,
+                               grad_comm_dtype=cfg.grad_comm_dtype)
         hyper = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.optimizer = ZeroOptimizer(self.dp, Adam, **hyper) if cfg.zero else Adam(self.dp.parameters(), **hyper)
         self.schedule = make_schedule(cfg, self.optimizer)
-        self.checkpoints = Checkpoints(os.path.join(out, "checkpoints"), cfg.keep_checkpoints, comm)
+        self.checkpoints = Checkpoints(os.path.join(self.out, "checkpoints"), cfg.keep_checkpoints, comm)
         resume_from = vote(comm, lambda: self.claim_out(overwrite) if comm.is_main else None)
         resume_from = comm.bcast_obj(resume_from)
         self.step, self.skipped = resume_state(self, resume_from)
@@ -90,32 +105,43 @@ class Job:
                 what = "--config" if config_path is not None else "--out"
                 raise ConfigError(f"--resume {resume_dir} continues in {resume_dir}; leave out {what}")
             config_path, overrides = resume_request(resume_dir, overrides)
-        elif out is None:
-            self.out = "runs/train"
         cfg = load_config(config_path, overrides, self.comm.size)
+        init(timeout=cfg.step_timeout)  # local: this rank's watchdog covers its data loading and the vote after it
+        progress("loading data")
         data = load_data(cfg)
+        data.fingerprint = data_fingerprint(cfg)  # compared across ranks below, recorded, checked on resume
         try:
             batches = GlobalBatches(data.train.num_samples, cfg.global_batch, cfg.seed)
         except ValueError as e:
             raise ConfigError(f"data {data.source}: {e}") from None
-        return cfg, data, batches, build_model(cfg, data)
+        model = build_model(cfg, data)
+        progress("start-up vote")  # what a rank's watchdog names while it waits for a slower or stopped one
+        return cfg, data, batches, model
 
     def claim_out(self, overwrite):
-        """Rank 0: the checkpoint to resume from, or None after making --out free for a new run."""
+        """Rank 0: lock --out; the checkpoint to resume from, or None after making --out free for a new run."""
+        if self.cfg.resume and overwrite:
+            raise ConfigError("--overwrite starts a new run in place of the old one; it cannot be combined "
+                              "with resume")
+        if self.cfg.resume and not os.path.isdir(self.out):
+            return newest_checkpoint(self.checkpoints)  # refused, naming it, before a directory is made
+        self.run_dir.lock()  # before anything in --out is written or deleted
+        self.run_dir.check_links()
         if self.cfg.resume:
-            if overwrite:
-                raise ConfigError("--overwrite starts a new run in place of the old one; it cannot be combined "
-                                  "with resume")
+            self.run_dir.remove_temporaries()
             return newest_checkpoint(self.checkpoints)
-        claim_out(self.out, overwrite)
+        self.run_dir.claim_for_new_run(overwrite)
         return None
 
     def open_outputs(self):
-        """Rank 0: config.toml and metrics.jsonl in --out."""
+        """Rank 0: the run's marker, config.toml and metrics.jsonl in --out (each replaced by rename, so a link
+        there is replaced, never followed). A resume first removes the old final.npz: it is no longer the newest."""
         try:
-            os.makedirs(self.out, exist_ok=True)
-            with open(os.path.join(self.out, "config.toml"), "w") as f:
-                f.write(to_toml(self.cfg))
+            self.run_dir.mark()
+            if self.cfg.resume:
+                self.run_dir.remove(self.run_dir.file("final.npz"))
+            text = to_toml(self.cfg) + fingerprint_toml(self.data.fingerprint) + identity_toml(recorded())
+            write_atomically(self.run_dir.file("config.toml"), lambda f: f.write(text.encode()))
         except OSError as e:
             raise ConfigError(f"--out {self.out}: {e.strerror or e}") from None
         self.metrics = MetricsLog(os.path.join(self.out, "metrics.jsonl"), self.step if self.cfg.resume else None)
@@ -132,7 +158,12 @@ class Job:
                 break
             self.step += 1
             self.after_step(row)
-            if shutdown.requested():
+            if shutdown.requested(self.write_error):
+                if shutdown.error:  # no checkpoint: the disk that refused a metrics row is likely full
+                    if self.comm.is_main:
+                        print(f"mpigrad train: error: {shutdown.error}; stopping at step {self.step} "
+                              f"({self.checkpoints.intact_note()})", file=sys.stderr, flush=True)
+                    return 1
                 if self.comm.is_main:
                     print(f"mpigrad train: {shutdown.signal_name}: stopping after step {self.step}, writing a "
                           "checkpoint", file=sys.stderr, flush=True)
@@ -142,9 +173,7 @@ class Job:
         if self.times.step_times:
             self.progress.write(self.times.summary(self.cfg.global_batch, *self.unit))
         self.progress.close()
-        if code == 0:
-            self.finish()
-        return code
+        return self.finish(shutdown) if code == 0 else code
 
     def train_step(self):
         """One optimizer step over the global batch; the metrics row, or None to stop on NaN/Inf."""
@@ -165,7 +194,9 @@ class Job:
         if not (math.isfinite(loss) and math.isfinite(norm)):  # the same values, so the same decision, everywhere
             if cfg.nonfinite == "stop":
                 if self.comm.is_main:
-                    print(f"mpigrad train: stopping: non-finite loss {loss} or gradient norm {norm} at step "
+                    why = overflow_message(cfg.grad_comm_dtype, norm) if math.isfinite(loss) else None
+                    print(f"mpigrad train: stopping at step {self.step + 1}: {why}" if why else
+                          f"mpigrad train: stopping: non-finite loss {loss} or gradient norm {norm} at step "
                           f"{self.step + 1} (set nonfinite = \"skip\" to skip such steps)", file=sys.stderr, flush=True)
                 return None
             self.skipped += 1
@@ -224,21 +255,36 @@ class Job:
                 print(warning, file=sys.stderr, flush=True)
         self.times.record(step, row)
         if self.comm.is_main and logged:
-            self.metrics.write({**row, "time": time.time(), "elapsed": self.times.elapsed()})
+            try:
+                self.metrics.write({**row, "time": time.time(), "elapsed": self.times.elapsed()})
+            except OSError as e:
+                self.write_error = f"cannot write {self.metrics.path}: {e.strerror or e}"
         self.progress.update(step, row, logged)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last:
             self.checkpoints.save(self, step)
 
-    def finish(self):
+    def finish(self, shutdown):
+        """Rank 0: final.npz (replaced atomically), then the sample a signal cuts short; the exit code."""
         if not self.comm.is_main:
-            return
+            return 0
         progress("writing final.npz")
-        np.savez(os.path.join(self.out, "final.npz"), **self.model.state_dict())
+        path = self.run_dir.file("final.npz")
+        try:
+            write_atomically(path, lambda f: np.savez(f, **self.model.state_dict()))
+        except OSError as e:
+            print(f"mpigrad train: error: cannot write {path}: {e.strerror or e} (the checkpoint "
+                  f"{self.checkpoints.path(self.step)} holds the same parameters)", file=sys.stderr, flush=True)
+            return 1
         if self.cfg.model == "transformer" and self.cfg.sample_chars:
             rng = np.random.default_rng([self.cfg.seed, self.step])
             prompt = self.data.val.ids[:self.cfg.context // 2] if self.data.val.num_samples else self.data.train.ids[:8]
-            text = self.data.decode(self.model.generate(prompt, self.cfg.sample_chars, rng))
+            ids = self.model.generate(prompt, self.cfg.sample_chars, rng, stop=lambda: shutdown.signum)
+            if shutdown.signum:
+                print(f"mpigrad train: {shutdown.signal_name}: stopped the end-of-run sample ({path} is written)",
+                      file=sys.stderr, flush=True)
+                return 128 + shutdown.signum
             self.progress.write(f"--- sample after {self.step} steps (prompt, then generated) ---\n"
-                                f"{self.data.decode(prompt)}|{text}\n---")
-        self.progress.write(f"mpigrad: wrote {os.path.join(self.out, 'final.npz')}")
+                                f"{self.data.decode(prompt)}|{self.data.decode(ids)}\n---")
+        self.progress.write(f"mpigrad: wrote {path}")
+        return 0
 

@@ -31,6 +31,7 @@ class Bucket:
     pending: int = 0
     requests: list = field(default_factory=list)  # all-reduces in flight
     pieces: tuple = ()  # [lo, hi) of grad reduced one after another (one piece unless the last bucket)
+    piece_views: list = None  # grad[lo:hi] of each piece, kept (the wire codec keys its buffers by view)
     launched: int = 0  # pieces started this pass
     final: list = None  # per piece: elements backward has finished this pass
     where: dict = None  # id(param) -> its [lo, hi) in grad
@@ -59,8 +60,9 @@ def make_buckets(groups, bucket_bytes):
 class BucketReducer:
     """Averages gradients over ranks, weighting each rank by its share of the samples."""
 
-    def __init__(self, groups, comm, bucket_mb=None):
+    def __init__(self, groups, comm, bucket_mb=None, allreduce=None):
         self.comm = comm
+        self._allreduce = allreduce or comm.Iallreduce  # starts an in-place sum; compression.WireAllreduce: in 16 bits
         mb = DEFAULT_BUCKET_MB if bucket_mb is None else bucket_mb
         if not mb > 0:
             raise ValueError(f"bucket_mb={bucket_mb} must be a positive number of megabytes")
@@ -73,6 +75,8 @@ class BucketReducer:
             b.norm_slice = (displs[comm.rank], displs[comm.rank] + counts[comm.rank])
             b.pieces = ((0, b.grad.size),)
         _cut_into_pieces(self.buckets[-1])
+        for b in self.buckets:
+            b.piece_views = [b.grad[lo:hi] for lo, hi in b.pieces]
         self._weight = None  # this rank's samples / all samples, once known in a pass
         self._next = 0  # buckets start strictly in index order: every rank issues the same sequence
         self.comm_time = 0.0
@@ -121,7 +125,8 @@ class BucketReducer:
             bucket = self.buckets[self._next]
             if bucket.pending == 0:
                 self._launch(bucket)
-            elif len(bucket.pieces) > 1 and bucket.final[bucket.launched] == _length(bucket.pieces[bucket.launched]):
+            elif len(bucket.pieces) > 1 and bucket.launched < len(bucket.pieces) and bucket.final[
+                    bucket.launched] == _length(bucket.pieces[bucket.launched]):
                 self._launch_piece(bucket)  # the rest of the bucket is still being written
             else:
                 return
@@ -141,11 +146,10 @@ class BucketReducer:
         self._next += 1
 
     def _launch_piece(self, bucket):
-        lo, hi = bucket.pieces[bucket.launched]
-        piece = bucket.grad[lo:hi]
+        piece = bucket.piece_views[bucket.launched]
         if self._weight != 1.0:
             piece *= piece.dtype.type(self._weight)
-        bucket.requests.append(self.comm.Iallreduce(piece))
+        bucket.requests.append(self._allreduce(piece))
         bucket.launched += 1
 
     def abandon(self):

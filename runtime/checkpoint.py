@@ -1,7 +1,8 @@
 """Checkpoints: one file, written by rank 0 atomically (temp file, fsync, rename), checksummed, no pickle.
 
 Layout: a header line `MPIGRAD-CHECKPOINT 1 <sha256> <length>` followed by an .npz archive of
-`param/<name>` arrays, `array/<k>` arrays referenced from a JSON skeleton of everything else.
+`param/<name>` arrays, `array/<k>` arrays referenced from a JSON skeleton of everything else
+(the skeleton also holds the writing run's numerical identity, runtime/identity.py).
 """
 
 import hashlib
@@ -12,6 +13,8 @@ import os
 import numpy as np
 
 from .comm import current_comm
+from .identity import note_resumed, recorded, well_formed
+from .stored_npz import ArchiveError, read_members
 from .watchdog import progress
 
 MAGIC = b"MPIGRAD-CHECKPOINT 1"
@@ -55,14 +58,28 @@ def load_checkpoint(path, model, optimizer):
             raise CheckpointError(problem if rank == comm.rank or comm.size == 1 else f"rank {rank}: {problem}")
     if len({d for d, _ in outcomes}) != 1:
         raise CheckpointError(f"checkpoint {path}: ranks read different contents (not a shared file system?)")
-    return decode(payload, path, model, optimizer)
+    extra = decode(payload, path, model, optimizer)
+    step = extra.get("step") if isinstance(extra, dict) else None
+    where = f"step {step}" if isinstance(step, int) else os.path.basename(path)
+    note_resumed(checkpoint_identity(payload), where, comm.is_main)
+    return extra
+
+
+def checkpoint_identity(payload):
+    """The numerical identity (runtime/identity.py) of the run that wrote these archive bytes (None if older)."""
+    try:
+        skeleton = json.loads(read_members(io.BytesIO(payload), ["skeleton"])["skeleton"].tobytes())
+    except (ArchiveError, ValueError, KeyError, TypeError):
+        return None
+    record = skeleton.get("identity") if isinstance(skeleton, dict) else None
+    return record if well_formed(record) else None
 
 
 def encode(model, optimizer_state, extra):
     """The archive bytes: the model's parameters, an optimizer state_dict() (or None) and the extras."""
     arrays = {f"param/{name}": np.asarray(value) for name, value in model.state_dict().items()}
     skeleton = {"optimizer": _to_skeleton(optimizer_state, arrays),
-                "extra": _to_skeleton(extra, arrays)}
+                "extra": _to_skeleton(extra, arrays), "identity": recorded()}
     arrays["skeleton"] = np.frombuffer(json.dumps(skeleton).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -70,10 +87,20 @@ def encode(model, optimizer_state, extra):
 
 
 def decode(payload, path, model, optimizer):
-    with np.load(io.BytesIO(payload), allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    skeleton = json.loads(arrays.pop("skeleton").tobytes())
-    params = {key[len("param/"):]: arrays[key] for key in arrays if key.startswith("param/")}
+    """Reads only the members this model and optimizer need, each checked before it is allocated."""
+    source = io.BytesIO(payload)
+    try:
+        skeleton = json.loads(read_members(source, ["skeleton"])["skeleton"].tobytes())
+        parts = [skeleton["extra"]] + ([skeleton["optimizer"]] if optimizer is not None else [])
+        arrays = read_members(source, sorted({key for part in parts for key in _array_keys(part)}))
+    except (ArchiveError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} is not usable: {e}") from None
+    shapes = {f"param/{name}": np.shape(value) for name, value in model.state_dict().items()}
+    try:
+        arrays.update(read_members(source, list(shapes), shapes))
+    except ArchiveError as e:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {e}") from None
+    params = {key[len("param/"):]: arrays[key] for key in shapes}
     try:
         model.load_state_dict(params)
         if optimizer is not None:
@@ -81,6 +108,17 @@ def decode(payload, path, model, optimizer):
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {e}") from None
     return _from_skeleton(skeleton["extra"], arrays)
+
+
+def _array_keys(value):
+    """The `array/<k>` members a skeleton refers to."""
+    if isinstance(value, dict):
+        if "__array__" in value:
+            yield value["__array__"]
+        for item in value.get("__dict__", []):
+            yield from _array_keys(item[1])
+        for item in value.get("__list__", []):
+            yield from _array_keys(item)
 
 
 def read_verified(path):
@@ -91,7 +129,7 @@ def read_verified(path):
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     parts = header.split()
-    if len(parts) != 4 or b" ".join(parts[:2]) != MAGIC:
+    if len(parts) != 4 or b" ".join(parts[:2]) != MAGIC or not parts[3].isdigit():
         raise CheckpointError(f"{path} is not an mpigrad checkpoint (bad header)")
     if len(payload) != int(parts[3]):
         raise CheckpointError(f"checkpoint {path} is truncated: {len(payload)} of {int(parts[3])} bytes")
@@ -101,19 +139,30 @@ def read_verified(path):
 
 
 def _write_atomically(path, payload):
+    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    write_atomically(path, lambda f: (f.write(header), f.write(payload)))
+
+
+def write_atomically(path, fill):
+    """fill(file) writes a new file that then replaces `path` by rename: a crash leaves the old file or the
+    new one, never a mix, and a symbolic link at `path` is replaced, never followed. Raises OSError."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
-    header = b"%s %s %d\n" % (MAGIC, hashlib.sha256(payload).hexdigest().encode(), len(payload))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(temporary, "wb") as f:
-            f.write(header)
-            f.write(payload)
+        try:
+            fd = os.open(temporary, flags, 0o644)
+        except FileExistsError:  # left by a killed process that had this pid
+            os.unlink(temporary)
+            fd = os.open(temporary, flags, 0o644)
+        with open(fd, "wb") as f:
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
     fd = os.open(directory, os.O_RDONLY)
     try:

@@ -23,6 +23,8 @@ def init(blas_threads=None, timeout=None):
     if _comm is None:
         from mpi4py import MPI
         _comm = Comm(MPI.COMM_WORLD.Dup())
+        from . import watchdog
+        watchdog.prepare(_comm)  # its collective now, while every rank is here: starting to watch is then local
         _install_abort_hook(_comm)
         set_blas_threads(blas_threads if blas_threads is not None else default_blas_threads(_comm))
     if timeout is not None:
@@ -176,7 +178,8 @@ def _install_abort_hook(comm):
         text = "".join(traceback.format_exception(kind, value, tb))
         sys.stderr.write(f"mpigrad: rank {comm.rank} of {comm.size} failed, aborting the job:\n{text}")
         sys.stderr.flush()
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()
         comm.abort(1)
 
     sys.excepthook = abort_on_exception

@@ -11,8 +11,10 @@ from mpigrad.optim.flat import flatten_parameters
 from mpigrad.optim.kernels import sum_of_squares
 
 from .buckets import BucketReducer
+from .compression import WireAllreduce, check_wire_dtype
 from .comm import init, set_blas_threads
 from .dp_setup import check_micro_batches, hook_even_if_frozen, refuse_second_wrapper
+from .identity import check_ranks
 from .replicas import check_replicas, check_same_structure
 from .samples import ForwardMark, SecondBackwardError, mark_outputs, second_backward_message
 from .tree_reduce import TreeReducer
@@ -36,25 +38,37 @@ class DataParallel:
     deterministic=True sums micro-batch gradients along one fixed tree (tree_reduce.py); with K
     every world size that divides K gives one process's bits (without it each rank must run a
     power-of-two count).
+
+    grad_comm_dtype="bfloat16" or "float16" sends gradients in 16 bits, summed in float32
+    (compression.py): half the bytes; in deterministic mode every partial sum of the tree is
+    rounded to it, at every world size, so the bits stay world-size independent.
     """
 
-    def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None):
+    def __init__(self, module, comm=None, bucket_mb=None, deterministic=False, micro_batches=None,
+                 grad_comm_dtype="float32"):
         self.module = module
+        self.grad_comm_dtype = check_wire_dtype(grad_comm_dtype)
         self.comm = comm if comm is not None else init()
         check_micro_batches(micro_batches, deterministic, self.comm.size)
+        if deterministic:
+            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
+        check_ranks(self.comm, deterministic)  # the same kernels on every rank, or the same refusal everywhere
         named = list(module.named_parameters())
         refuse_second_wrapper(named, DataParallel)
         check_same_structure(named, self.comm)
         self.names = {id(p): name for name, p in named}
         self.groups = flatten_parameters([p for _, p in named])
+        if self.grad_comm_dtype != "float32" and any(g.dtype != np.float32 for g in self.groups):
+            raise ValueError(f"DataParallel: grad_comm_dtype={grad_comm_dtype!r} needs float32 parameters "
+                             f"(got {', '.join(sorted({str(g.dtype) for g in self.groups}))})")
         for group in self.groups:
             self.comm.Bcast(group.data, root=0)  # rank 0's initial values everywhere
         self.deterministic, self.micro_batches = bool(deterministic), micro_batches
         if self.deterministic:
-            set_blas_threads(1)  # a threaded GEMM may split sums differently at another thread count
-            self.reducer = TreeReducer(self.groups, self.comm, micro_batches)
+            self.reducer = TreeReducer(self.groups, self.comm, micro_batches, grad_comm_dtype)
         else:
-            self.reducer = BucketReducer(self.groups, self.comm, bucket_mb)
+            wire = WireAllreduce(self.comm, grad_comm_dtype) if grad_comm_dtype != "float32" else None
+            self.reducer = BucketReducer(self.groups, self.comm, bucket_mb, wire)
         self._params = [p for _, p in named]
         self._grad_views = [p.grad for p in self._params]
         self._index = {id(p): i for i, p in enumerate(self._params)}

@@ -7,6 +7,9 @@ binary counter). A rank that owns a contiguous block of micro-batches ends with 
 nodes (one when the block is an aligned power of two); all ranks' nodes are gathered and merged
 by the same rule in index order, and what is left is folded from the right. The additions, and
 so the bits, are the same however the micro-batches are split over the ranks.
+
+With a 16-bit grad_comm_dtype every leaf and every partial sum is rounded to it (compression.py)
+at every world size, so whichever node travels is already exact in 16 bits.
 """
 
 import time
@@ -15,12 +18,14 @@ import numpy as np
 
 from mpigrad.optim.kernels import DOT_ROW, add_in_order, row_sums_of_squares
 
+from .compression import decode, encode, round_to_wire
 from .zero import shard_bounds
 
 
-def add_into(left, right):
-    """left[i] += right[i] in place for every parameter; None is a zero gradient (adding the zero
-    too, since -0.0 + 0.0 is +0.0: the bits must not depend on where a zero was stored)."""
+def add_into(left, right, wire="float32"):
+    """left[i] += right[i] in place for every parameter, rounded to the wire dtype; None is a zero
+    gradient (adding the zero too, since -0.0 + 0.0 is +0.0: the bits must not depend on where a
+    zero was stored)."""
     for i, (a, b) in enumerate(zip(left, right)):
         if a is None and b is None:
             continue
@@ -30,23 +35,24 @@ def add_into(left, right):
             np.add(a, 0, out=a)
         else:
             np.add(a, b, out=a)
+        round_to_wire(left[i], wire)
 
 
-def push(stack, level, start, arrays):
+def push(stack, level, start, arrays, wire="float32"):
     """Add the node (level, start, arrays); merge it with its left sibling while there is one."""
     while stack and stack[-1][0] == level and stack[-1][1] % (2 << level) == 0:
         _, start, left = stack.pop()
-        add_into(left, arrays)
+        add_into(left, arrays, wire)
         arrays, level = left, level + 1
     stack.append((level, start, arrays))
 
 
-def fold(stack):
+def fold(stack, wire="float32"):
     """Merge what the counter left (a non-power-of-two count) from the right: s0 + (s1 + (s2 + ...))."""
     total = stack.pop()[2]
     while stack:
         left = stack.pop()[2]
-        add_into(left, total)
+        add_into(left, total, wire)
         total = left
     return total
 
@@ -59,8 +65,9 @@ class TreeReducer:
     with more than one rank each must run a power-of-two count.
     """
 
-    def __init__(self, groups, comm, micro_batches=None):
+    def __init__(self, groups, comm, micro_batches=None, wire="float32"):
         self.groups = groups
+        self.wire = wire  # grad_comm_dtype
         self.params = [p for g in groups for p in g.params]
         self.views = [v for g in groups for v in g.grad_views]
         self.comm = comm
@@ -78,16 +85,17 @@ class TreeReducer:
         computed (no copy out of the flat buffers, no zeroing pass); the first micro-batch of a
         step, accumulated into the flat buffers, keeps them as its storage until finish()."""
         arrays = [p.grad for p in self.params]
-        for p in self.params:
+        for p, a in zip(self.params, arrays):
             p.grad = None
+            round_to_wire(a, self.wire)
         index = self._first + self._count
         top = self._stack[-1] if self._stack else None
         if top and top[0] == 0 and top[1] % 2 == 0:  # a right leaf: add it to its left one
             self._stack.pop()
-            add_into(top[2], arrays)
-            push(self._stack, 1, top[1], top[2])
+            add_into(top[2], arrays, self.wire)
+            push(self._stack, 1, top[1], top[2], self.wire)
         else:
-            push(self._stack, 0, index, arrays)
+            push(self._stack, 0, index, arrays, self.wire)
         self._count += 1
 
     def sum_of_squares(self):
@@ -142,12 +150,12 @@ class TreeReducer:
         if self.comm.size == 1:
             stack = []
             for node in nodes:
-                push(stack, *node)
-            for view, total in zip(self.views, fold(stack)):
+                push(stack, *node, self.wire)
+            for view, total in zip(self.views, fold(stack, self.wire)):
                 if total is None:
                     view.fill(0)
                 else:
-                    np.divide(total, total_samples, out=view)
+                    round_to_wire(np.divide(total, total_samples, out=view), self.wire)
             return
         first = 0
         for g in self.groups:
@@ -162,18 +170,28 @@ class TreeReducer:
         size, rank = self.comm.size, self.comm.rank
         counts, displs = shard_bounds(group.size, size)
         send = self._send_buffer(group, mine, counts, displs)
+        if self.wire != "float32":  # lossless: every node is already rounded to the wire dtype
+            send = encode(send, self.wire, out=self._buffer(("send16", id(group)), send.size, np.uint16))
         nodes_of = [len(meta) for meta in metas]
-        received = self._buffer(("recv", id(group)), sum(nodes_of) * counts[rank], group.dtype)
+        received = self._buffer(("recv", id(group)), sum(nodes_of) * counts[rank], send.dtype)
         self.comm.Alltoallv(send, [n * c for n, c in zip([len(mine)] * size, counts)],
                             [len(mine) * d for d in displs], received, [n * counts[rank] for n in nodes_of],
                             [sum(nodes_of[:r]) * counts[rank] for r in range(size)])
+        if self.wire != "float32":
+            received = decode(received, self.wire, out=self._buffer(("recv32", id(group)), received.size, group.dtype))
         rows = received.reshape(-1, counts[rank])
         stack = []
         for row, (level, first) in zip(rows, [node for meta in metas for node in meta]):
-            push(stack, level, first, [row])
+            push(stack, level, first, [row], self.wire)
         chunk = group.grad[displs[rank]:displs[rank] + counts[rank]]
-        np.divide(fold(stack)[0], total_samples, out=chunk)
-        self.comm.Allgatherv_in_place(group.grad, counts, displs)
+        np.divide(fold(stack, self.wire)[0], total_samples, out=chunk)
+        if self.wire == "float32":
+            self.comm.Allgatherv_in_place(group.grad, counts, displs)
+            return
+        codes = self._buffer(("gather16", id(group)), group.size, np.uint16)
+        encode(chunk, self.wire, out=codes[displs[rank]:displs[rank] + counts[rank]])
+        self.comm.Allgatherv_in_place(codes, counts, displs)
+        decode(codes, self.wire, out=group.grad)
 
     def _send_buffer(self, group, mine, counts, displs):
         """Chunk q of each of my nodes, node after node, for every rank q in turn. One node held in the

@@ -51,8 +51,16 @@ def startup_limit(timeout):
     return max(2 * timeout, timeout + STARTUP_EXTRA)
 
 
+def prepare(comm):
+    """The watchdog's own communicator, made once while every rank is sure to be here (MPI start-up):
+    a collective made later, when the watchdog starts, would itself wait unwatched for a stopped rank."""
+    threaded = comm.mpi is not None and _thread_multiple()
+    comm.watchdog_alarms = comm.mpi.Dup() if threaded and comm.size > 1 else None
+
+
 def start(comm, timeout):
-    """Watch this rank with `timeout` seconds per step (None or 0 stops watching). Collective."""
+    """Watch this rank with `timeout` seconds per step (None or 0 stops watching). Local to this rank
+    once prepare(comm) has run (init() does), so a rank can start watching before its first collective."""
     global _watchdog
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
         raise ValueError(f"timeout={timeout!r} must be a number of seconds >= 0 (0 or None: no watchdog)")
@@ -77,8 +85,9 @@ class Watchdog:
     def __init__(self, comm, timeout):
         self.comm, self.timeout = comm, timeout
         self.threaded_mpi = comm.mpi is not None and _thread_multiple()
-        multi = comm.size > 1 and self.threaded_mpi
-        self.alarms = comm.mpi.Dup() if multi else None  # collective: every rank starts its watchdog here
+        if not hasattr(comm, "watchdog_alarms"):
+            prepare(comm)  # collective: a Comm that init() did not make
+        self.alarms = comm.watchdog_alarms
         self.heard_alarm = 0.0
         self._stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="mpigrad-watchdog", daemon=True)

@@ -125,6 +125,7 @@ def test_bad_config_is_one_line_on_every_launch(tmp_path, setting, message):
 def test_resume_without_checkpoint_is_refused(tmp_path):
     code, _, err = train_here(tmp_path / "empty", "resume=true")
     assert code == 2 and "holds no checkpoint" in err
+    assert not (tmp_path / "empty").exists()  # nothing made for a run that cannot start
 
 
 def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(tmp_path):

@@ -63,3 +63,31 @@ def test_first_piece_starts_before_the_weight_gradient_is_written(monkeypatch):
     first_piece = min((i for i, e in enumerate(events) if e == ("piece", True)), default=len(events))
     assert_everywhere(first_piece < last_rows, f"no piece of the last bucket started while its rows were "
                                                f"being written: {events}")
+
+
+def _no_bias_model():
+    from mpigrad.autograd import nn
+    rng = np.random.default_rng(0)
+    return nn.Sequential(nn.Linear(40, 16, bias=False, rng=rng, dtype=np.float64), nn.Tanh(),
+                         nn.Linear(16, 3, bias=False, rng=rng, dtype=np.float64))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_a_last_bucket_of_one_weight_sent_whole_in_pieces(monkeypatch):
+    """The first weight alone in the last bucket, every earlier bucket already started: all its
+    pieces go out from the row blocks, before its own hook fires."""
+    monkeypatch.setattr(buckets_module, "PIECE_BYTES", 512)
+    c = comm()
+    n = 4 * c.size
+    x, y = make_data(n, features=40)
+    dp = DataParallel(_no_bias_model(), c, bucket_mb=0.001)
+    assert_everywhere(dp.reducer.buckets[-1].params == (dp.module[0].weight,), "W1 is not alone in the last bucket")
+    for p in dp.parameters():
+        p.defer_grad(0.0)
+    mine = shard(n, c.rank, c.size)
+    loss_of(dp, x[mine], y[mine]).backward()
+    reference = _no_bias_model()
+    loss_of(reference, x, y).backward()
+    assert_everywhere(all(np.allclose(p.grad, e.grad, rtol=1e-12, atol=1e-14)
+                          for p, e in zip(dp.parameters(), reference.parameters())),
+                      "a last bucket sent whole in pieces differs from the full-batch gradients")
