@@ -74,7 +74,8 @@ class BucketReducer:
             counts, displs = shard_bounds(b.grad.size, comm.size)
             b.norm_slice = (displs[comm.rank], displs[comm.rank] + counts[comm.rank])
             b.pieces = ((0, b.grad.size),)
-        _cut_into_pieces(self.buckets[-1])
+        if allreduce is None:  # a two-phase wire sum issues its second collective from Test(): with many
+            _cut_into_pieces(self.buckets[-1])  # in flight, ranks could issue them in different orders
         for b in self.buckets:
             b.piece_views = [b.grad[lo:hi] for lo, hi in b.pieces]
         self._weight = None  # this rank's samples / all samples, once known in a pass
