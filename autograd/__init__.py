@@ -9,6 +9,11 @@ from .ops import exp, log, matmul, relu, sigmoid, sqrt, tanh
 
 from . import nn  # noqa: E402  (after the ops it builds on)
 from .nn.init import manual_seed  # noqa: E402
+from .blas_start import warm_gemm_buffer  # noqa: E402
+from .freed_memory import keep_freed_memory  # noqa: E402
+
+warm_gemm_buffer()  # before any model's first GEMM: see blas_start.py
+keep_freed_memory()  # numpy's temporaries reuse freed memory: see freed_memory.py
 
 __all__ = [
     "Variable", "no_grad", "is_grad_enabled", "queue_callback", "gradcheck", "GradcheckError",

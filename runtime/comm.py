@@ -192,14 +192,27 @@ def _install_abort_hook(comm):
 
 
 def default_blas_threads(comm):
-    """Cores on this node divided by the ranks on this node (at least 1); MPIGRAD_BLAS_THREADS overrides."""
+    """The node's idle cores divided by the ranks on this node (blas_threads_for); MPIGRAD_BLAS_THREADS overrides."""
     if os.environ.get("MPIGRAD_BLAS_THREADS"):
         return int(os.environ["MPIGRAD_BLAS_THREADS"])
     from mpi4py import MPI
     node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED)
     ranks_here = node.Get_size()
     node.Free()
-    return max(1, len(os.sched_getaffinity(0)) // ranks_here)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system: assume the node is idle
+        load = 0.0
+    return blas_threads_for(len(os.sched_getaffinity(0)), ranks_here, load)
+
+
+def blas_threads_for(cores, ranks_here, load):
+    """max(1, min(cores, round(cores - load)) // ranks_here): only cores the 1-minute load leaves idle.
+
+    A BLAS thread on a core another process holds waits for it at every GEMM's join: on a busy
+    2-core machine two threads per rank made the default job several times slower than one."""
+    idle = min(cores, int(cores - load + 0.5))
+    return max(1, idle // ranks_here)
 
 
 def set_blas_threads(count):

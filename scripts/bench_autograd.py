@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 
 from mpigrad.autograd import cross_entropy, nn  # noqa: E402
 from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
+from machine import machine_line  # noqa: E402
 
 SIZES, BATCH = [784, 1024, 1024, 10], 256
 
@@ -69,6 +70,7 @@ def main():
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
+    print(machine_line(), flush=True)
     rng = np.random.default_rng(0)
     model = nn.MLP(SIZES, activation="relu", rng=rng, dtype=np.float32)
     params = [(model[i].weight.data, model[i].bias.data) for i in (0, 2, 4)]

@@ -12,6 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from timing import interleaved_medians  # noqa: E402
+from machine import machine_line  # noqa: E402
 
 from mpigrad.config import load_config  # noqa: E402
 from mpigrad.data import load_data  # noqa: E402
@@ -24,6 +25,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30)
     args = parser.parse_args()
+    print(machine_line(), flush=True)
     cfg = load_config()
     data = load_data(cfg)
     model = build_model(cfg, data)

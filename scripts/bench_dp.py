@@ -21,6 +21,8 @@ from pathlib import Path
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MPIGRAD_BLAS_THREADS"):
     os.environ.setdefault(_name, "1")  # one BLAS thread per rank unless a row asks for more (blas_env)
 
+from machine import machine_line  # noqa: E402  (scripts/ is on sys.path)
+
 SIZES = [784, 1024, 1024, 10]
 GLOBAL_BATCH = 256
 KINDS = ("modes", "modes-threaded", "allreduce", "torch")
@@ -42,6 +44,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    print(machine_line(), flush=True)
     results = {}
     for kind in ("modes", "allreduce", "torch"):
         for n in (1, 2):
@@ -99,6 +102,8 @@ def launch(kind, n, args, threads=1):
 
 def worker(args):
     import numpy as np
+    if os.environ.get("PMI_RANK", "0") == "0":
+        print(machine_line(sgemm=False), file=sys.stderr, flush=True)
     global CPU_TIME
     CPU_TIME = args.cpu_time
     if args.worker == "torch":

@@ -31,6 +31,8 @@ from pathlib import Path
 
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPIGRAD_BLAS_THREADS="1")
 
+from machine import machine_line  # noqa: E402  (scripts/ is on sys.path)
+
 MODELS = ("transformer", "ref-mlp", "gru", "mlp")
 WARMUP = 5
 
@@ -40,22 +42,28 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time each step by the process's CPU time, not wall-clock (a loaded machine: the time "
+                             "other processes hold the cores is left out; MPI's waits spin and count, gloo's sleep "
+                             "and do not, so world 2 then favours DDP)")
     parser.add_argument("--worker", action="store_true")
     args = parser.parse_args()
     models = args.models.split(",")
     has_torch = _has_torch()
     if args.worker:
-        return worker(models, args.steps, has_torch)
-    runs = {n: [launch(n, models, args.steps, port=29600 + 10 * r + n) for r in range(args.rounds)] for n in (1, 2)}
+        return worker(models, args.steps, has_torch, time.process_time if args.cpu_time else time.perf_counter)
+    print(machine_line(), flush=True)
+    runs = {n: [launch(n, models, args.steps, 29600 + 10 * r + n, args.cpu_time) for r in range(args.rounds)]
+            for n in (1, 2)}
     table = {(fw, n): {m: statistics.median(run[fw][m] for run in results) for m in models}
              for n, results in runs.items() for fw in results[0]}
     report(table, models, has_torch, args)
 
 
-def launch(n, models, steps, port):
+def launch(n, models, steps, port, cpu_time):
     mpiexec = Path(sys.executable).parent / "mpiexec"
     command = [str(mpiexec if mpiexec.exists() else "mpiexec"), "-n", str(n), sys.executable, __file__,
-               "--worker", "--steps", str(steps), "--models", ",".join(models)]
+               "--worker", "--steps", str(steps), "--models", ",".join(models)] + (["--cpu-time"] if cpu_time else [])
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     if done.returncode:
@@ -63,10 +71,12 @@ def launch(n, models, steps, port):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def worker(models, steps, has_torch):
+def worker(models, steps, has_torch, clock):
     import bench_models_mpigrad as mine
     from mpigrad.runtime import init
     comm = init()
+    if comm.is_main:
+        print(machine_line(sgemm=False), file=sys.stderr, flush=True)
     if has_torch:
         import bench_models_torch as theirs  # optional: only imported when torch is installed
         theirs.init_torch(comm.rank, comm.size)
@@ -80,10 +90,10 @@ def worker(models, steps, has_torch):
             for fw, step in steps_of.items():
                 step()  # untimed: the timed step must not pay for the other framework's caches and freed memory
                 comm.Barrier()
-                start = time.perf_counter()
+                start = clock()
                 step()
                 if i >= WARMUP:
-                    times[fw].append(time.perf_counter() - start)
+                    times[fw].append(clock() - start)
         for fw, t in times.items():
             result[fw][name] = 1e3 * statistics.median(t)
     if comm.is_main:
@@ -100,7 +110,7 @@ def _has_torch():
 
 def report(table, models, has_torch, args):
     print(f"training step (fwd + bwd + clip + Adam), medians of {args.steps} alternating steps x {args.rounds} "
-          "round(s) (ms), 1 thread per rank")
+          f"round(s) (ms{' of CPU time' if args.cpu_time else ''}), 1 thread per rank")
     print(f"{'model':<13}{'mpigrad w1':>11}{'torch w1':>10}{'ratio':>7}{'mpigrad w2':>12}{'DDP w2':>9}{'ratio':>7}")
     for m in models:
         line = f"{m:<13}"

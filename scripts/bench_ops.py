@@ -6,7 +6,8 @@ Shapes are the default job's micro-batch (batch 8, context 64, d_model 64, 4 hea
 vocabulary 103) and the GRU model's step (batch 32, input 64, hidden 128); float32. Each row
 times one op applied to fresh inputs and one backward with a fixed output gradient, mpigrad and
 torch interleaved (each timed call right after an untimed one of the same side: one framework's
-freed memory and caches slow the other's next call), medians. The last row is the engine's own cost: a chain of 100 tiny ops
+freed memory and caches slow the other's next call), medians of CPU time (time.thread_time: on a shared machine
+wall-clock medians mostly measure the other processes). The last row is the engine's own cost: a chain of 100 tiny ops
 (shape (4,)), microseconds per graph node. torch rows need `pip install -e '.[bench]'`.
 """
 
@@ -16,12 +17,14 @@ os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from mpigrad.autograd import Variable, cross_entropy, gelu, nn, softmax  # noqa: E402
 from mpigrad.autograd.nn import functional as NF  # noqa: E402
 from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
+from machine import machine_line  # noqa: E402
 
 B, T, C, H, VOCAB, GB, GH = 8, 64, 64, 4, 103, 32, 128
 CHAIN = 100
@@ -110,6 +113,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=50)
     args = parser.parse_args()
+    print(machine_line(), flush=True)
     try:
         import torch
         torch.set_num_threads(1)
@@ -124,14 +128,14 @@ def main():
         return grads[shape]
     mine = mpigrad_cases(rng)
     theirs = torch_cases(torch, rng) if torch else {}
-    print(f"forward + backward, float32, 1 thread, medians of {args.reps} interleaved reps (ms)")
+    print(f"forward + backward, float32, 1 thread, medians of {args.reps} interleaved reps (ms of CPU time)")
     print(f"{'op':<28}{'mpigrad':>10}{'torch':>10}{'ratio':>8}")
     for name, (inputs, fn) in mine.items():
         variants = {"mpigrad": lambda: mpigrad_run(inputs, fn, grad)}
         if name in theirs:
             t_inputs, t_fn = theirs[name]
             variants["torch"] = lambda: torch_run(torch, t_inputs, t_fn, grad)
-        med = interleaved_medians(variants, args.reps, warmup=3, settle=1)
+        med = interleaved_medians(variants, args.reps, warmup=3, settle=1, clock=time.thread_time)
         if name.startswith("chain"):
             nodes = CHAIN + 1  # CHAIN ops and the leaf
             print(f"{'engine cost per node (us)':<28}{1e3 * med['mpigrad'] / nodes:10.2f}", end="")

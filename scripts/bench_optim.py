@@ -30,6 +30,7 @@ from mpigrad.autograd import Variable  # noqa: E402
 from mpigrad.optim import Adam, Scratch, adam_update, flatten_parameters, sum_of_squares  # noqa: E402
 from mpigrad.optim.kernels import CHUNK_BYTES  # noqa: E402
 from timing import interleaved_medians  # noqa: E402  (scripts/ is on sys.path)
+from machine import machine_line  # noqa: E402
 
 N_TENSORS, SIZE = 10, 1_000_000
 REF_MLP = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 10 * 1024 + 10
@@ -177,6 +178,7 @@ def main():
     parser.add_argument("--only", nargs="*", help="run only variants whose name contains one of these")
     parser.add_argument("--ref-mlp", action="store_true", help="the kernels alone at REF-MLP's size")
     args = parser.parse_args()
+    print(machine_line(), flush=True)
     if args.ref_mlp:
         return main_ref_mlp(args.reps)
     tuned = keep_freed_memory()
