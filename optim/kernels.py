@@ -158,7 +158,7 @@ def row_sums_of_squares(x):
     other dtypes are converted block by block into a 1 MB float64 buffer (float32 squares summed
     in float32 would lose precision or overflow).
     """
-    x = x.reshape(-1)
+    x = np.ascontiguousarray(x).reshape(-1)  # BLAS sums a strided vector in another order: other bits
     n_rows, tail = divmod(x.size, DOT_ROW)
     sums = np.empty(n_rows + (tail > 0), np.float64)
     if x.dtype == np.float64:

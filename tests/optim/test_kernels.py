@@ -125,3 +125,13 @@ def test_sum_of_squares_without_vecdot_gives_the_same_bits(monkeypatch):
     monkeypatch.setattr(kernels, "_vecdot", None)  # numpy < 2.0
     assert sum_of_squares(x) == expected and sum_of_squares(x.astype(np.float64)) == reference_sum_of_squares(
         x.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_of_squares_of_a_strided_view_is_that_of_its_values(dtype):
+    # found by test_stateful_eager: a float64 .grad that is a strided view (reshape(-1) keeps it a
+    # view, and BLAS sums a strided vector in another order than a contiguous one)
+    base = np.random.default_rng(2).standard_normal((3, 4, 2)).astype(dtype)
+    for view in (base[..., 1], np.random.default_rng(3).standard_normal(3 * 8192 + 77).astype(dtype)[::2]):
+        assert not view.flags.c_contiguous
+        assert sum_of_squares(view).hex() == reference_sum_of_squares(np.ascontiguousarray(view)).hex()
