@@ -49,19 +49,19 @@ def test_job_toml_trains_at_world_2(tmp_path):
     assert "num_layers = 2" in (tmp_path / "config.toml").read_text() and "token.weight" in final(tmp_path)
 
 
-def test_readme_shows_the_example_as_it_is():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Data-parallel training from Python"):]
+def test_python_api_page_shows_the_example_as_it_is():
+    page = (ROOT / "docs" / "python-api.md").read_text()
+    section = page[page.index("## A complete script"):]
     start = section.index("```python\n") + len("```python\n")
     block = section[start:section.index("\n```\n", start)]
     source = Path(SCRIPT).read_text()
     missing = [line for line in block.splitlines() if line.strip() and line not in source.splitlines()]
-    assert not missing, f"README lines not in examples/train_mlp.py: {missing}"
+    assert not missing, f"docs/python-api.md lines not in examples/train_mlp.py: {missing}"
 
 
-def test_readme_shows_the_determinism_example_as_it_is():
-    readme = (ROOT / "README.md").read_text()
+def test_determinism_page_shows_the_determinism_example_as_it_is():
+    page = (ROOT / "docs" / "determinism.md").read_text()
     test = (ROOT / "tests" / "runtime" / "test_determinism_example.py").read_text()
-    start = readme.index("import contextlib\n\nimport numpy as np\nimport pytest\nfrom mpi4py import MPI")
-    block = readme[start:readme.index("\n```\n", start)]
+    start = page.index("import contextlib\n\nimport numpy as np\nimport pytest\nfrom mpi4py import MPI")
+    block = page[start:page.index("\n```\n", start)]
     assert block in test
