@@ -9,7 +9,10 @@ from threadpoolctl import threadpool_info
 
 
 def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere).
+
+    Not imported from mpigrad.runtime.identity: importing mpigrad writes OpenBLAS's buffer, the very
+    start-up state scripts/bench_blas_start.py measures in a fresh process."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
