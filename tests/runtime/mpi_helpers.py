@@ -37,6 +37,17 @@ def loss_of(model, x, y):
     return cross_entropy(model(x), y)
 
 
+def accumulate(dp, x, y, parts):
+    """Backward over each micro-batch of (x, y); only the last pass synchronises."""
+    for i, rows in enumerate(np.array_split(np.arange(len(x)), parts)):
+        if i < parts - 1:
+            with dp.no_sync():
+                loss_of(dp, x[rows], y[rows]).backward()
+        else:
+            loss_of(dp, x[rows], y[rows]).backward()
+    return [p.grad.copy() for p in dp.parameters()]
+
+
 def full_batch_grads(x, y, seed=0):
     """Gradients of the mean loss over all samples, computed by one process."""
     model = make_model(seed)

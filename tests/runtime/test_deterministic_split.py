@@ -6,22 +6,12 @@ import pytest
 from mpigrad.runtime import DataParallel
 from mpigrad.runtime.comm import SerialComm
 
-from mpi_helpers import assert_everywhere, assert_same_on_all_ranks, comm, loss_of, make_data, make_model
+from mpi_helpers import accumulate, assert_everywhere, assert_same_on_all_ranks, comm, loss_of, make_data, make_model
 
 pytestmark = pytest.mark.mpi
 
 K = 12  # divisible by every world size the suite runs at (1, 2, 3, 4)
 
-
-def accumulate(dp, x, y, parts):
-    """Backward over each micro-batch of (x, y); only the last pass synchronises."""
-    for i, rows in enumerate(np.array_split(np.arange(len(x)), parts)):
-        if i < parts - 1:
-            with dp.no_sync():
-                loss_of(dp, x[rows], y[rows]).backward()
-        else:
-            loss_of(dp, x[rows], y[rows]).backward()
-    return [p.grad.copy() for p in dp.parameters()]
 
 
 def test_grads_are_the_bits_of_one_process():

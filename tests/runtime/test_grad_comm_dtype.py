@@ -8,7 +8,7 @@ from mpigrad.runtime import DataParallel
 from mpigrad.runtime.comm import SerialComm
 from mpigrad.runtime.compression import decode, encode
 
-from mpi_helpers import assert_everywhere, assert_same_on_all_ranks, comm, loss_of, make_data, make_model
+from mpi_helpers import accumulate, assert_everywhere, assert_same_on_all_ranks, comm, loss_of, make_data, make_model
 
 pytestmark = pytest.mark.mpi
 
@@ -24,15 +24,6 @@ def data32(n, seed):
     x, y = make_data(n, seed=seed)
     return x.astype(np.float32), y
 
-
-def accumulate(dp, x, y, parts):
-    for i, rows in enumerate(np.array_split(np.arange(len(x)), parts)):
-        if i < parts - 1:
-            with dp.no_sync():
-                loss_of(dp, x[rows], y[rows]).backward()
-        else:
-            loss_of(dp, x[rows], y[rows]).backward()
-    return [p.grad.copy() for p in dp.parameters()]
 
 
 def representable(arrays, wire):
